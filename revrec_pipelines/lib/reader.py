@@ -1,0 +1,142 @@
+"""Read an input file into units (SPEC §2): a CSV is one unit, each XLSX sheet and each ZIP member is one.
+
+Every value is read as text; column names are matched to the SPEC's case-insensitively after
+trimming, and extra columns are kept (as JSON in `_extra`) but otherwise ignored.
+"""
+
+from __future__ import annotations
+
+import io
+import zipfile
+from dataclasses import dataclass
+from datetime import date, datetime
+from decimal import Decimal
+from pathlib import Path
+
+import polars as pl
+
+from revrec_pipelines.lib.filetypes import APPLY_ORDER, FILE_TYPES, FileType, type_of_name
+
+
+class UnreadableFile(Exception):
+    """The file (or one of its units) cannot be read at all; the message says why."""
+
+
+@dataclass
+class Unit:
+    file_type: FileType
+    name: str  # "invoices.csv", "book.xlsx#invoices", "drop.zip/sales_orders.csv"
+    frame: pl.DataFrame  # canonical SPEC column names, all text; plus "_extra" JSON text
+    missing_columns: list[str]
+
+    @property
+    def order(self) -> tuple[int, str]:
+        return (APPLY_ORDER.index(self.file_type.name), self.name)
+
+
+def _canonical(ft: FileType, frame: pl.DataFrame) -> tuple[pl.DataFrame, list[str]]:
+    by_lower = {c.name.lower(): c.name for c in ft.columns}
+    rename, extra = {}, []
+    for col in frame.columns:
+        canon = by_lower.get(col.strip().lstrip("\ufeff").lower())
+        if canon and canon not in rename.values():
+            rename[col] = canon
+        else:
+            extra.append(col)
+    frame = frame.rename(rename)
+    missing = [c.name for c in ft.columns if c.required and c.name not in frame.columns]
+    for c in ft.columns:
+        if c.name not in frame.columns:
+            frame = frame.with_columns(pl.lit(None, dtype=pl.String).alias(c.name))
+    if extra:
+        extra_json = pl.struct([pl.col(c).alias(c.strip()) for c in extra]).struct.json_encode()
+    else:
+        extra_json = pl.lit(None, dtype=pl.String)
+    frame = frame.select([pl.col(c.name).cast(pl.String) for c in ft.columns] + [extra_json.alias("_extra")])
+    return frame, missing
+
+
+def _read_csv_bytes(data: bytes, name: str) -> pl.DataFrame:
+    if data.startswith(b"\xef\xbb\xbf"):
+        data = data[3:]
+    try:
+        data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise UnreadableFile(
+            f"{name} is not UTF-8 text (byte {exc.start}): save it as CSV UTF-8 and send it again"
+        ) from exc
+    if not data.strip():
+        raise UnreadableFile(f"{name} is empty: it needs a header row")
+    try:
+        return pl.read_csv(io.BytesIO(data), infer_schema=False, truncate_ragged_lines=False)
+    except Exception as exc:  # polars raises several error types for malformed CSV
+        raise UnreadableFile(f"{name} is not a well-formed CSV file: {str(exc).splitlines()[0]}") from exc
+
+
+def _cell_text(value: object) -> str | None:
+    if value is None:
+        return None
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, datetime):
+        return value.date().isoformat()
+    if isinstance(value, date):
+        return value.isoformat()
+    if isinstance(value, float):
+        # Excel stores numbers as binary doubles; the shortest repr is the number the user typed.
+        return format(Decimal(repr(value)).normalize(), "f")
+    return str(value)
+
+
+def _read_xlsx(path: Path, display: str) -> list[tuple[str, pl.DataFrame]]:
+    import openpyxl
+
+    try:
+        wb = openpyxl.load_workbook(path, read_only=True, data_only=True)
+    except Exception as exc:
+        raise UnreadableFile(f"{display} is not a readable XLSX workbook: {exc}") from exc
+    sheets = []
+    try:
+        for ws in wb.worksheets:
+            rows = ws.iter_rows(values_only=True)
+            header = next(rows, None)
+            if header is None:
+                continue
+            names = [str(h).strip() if h is not None else f"column_{i + 1}" for i, h in enumerate(header)]
+            body = [[_cell_text(v) for v in r] for r in rows if any(v is not None for v in r)]
+            frame = pl.DataFrame(body, schema=dict.fromkeys(names, pl.String), orient="row")
+            sheets.append((ws.title, frame))
+    finally:
+        wb.close()
+    return sheets
+
+
+def read_units(path: Path, display_name: str) -> tuple[list[Unit], list[str]]:
+    """Units of a file, in apply order, and the names of parts whose type could not be told."""
+    lower = display_name.lower()
+    parts: list[tuple[str, str, pl.DataFrame]] = []  # (type-bearing name, unit display name, frame)
+    unknown: list[str] = []
+    if lower.endswith(".csv"):
+        parts.append((display_name, display_name, _read_csv_bytes(path.read_bytes(), display_name)))
+    elif lower.endswith(".xlsx"):
+        for sheet, frame in _read_xlsx(path, display_name):
+            parts.append((sheet, f"{display_name}#{sheet}", frame))
+    elif lower.endswith(".zip"):
+        from revrec_pipelines.lib.zipsafe import safe_zip_members
+
+        for member, data in safe_zip_members(path, display_name):
+            shown = f"{display_name}/{member}"
+            parts.append((member, shown, _read_csv_bytes(data, shown)))
+    else:
+        raise UnreadableFile(f"{display_name}: only .csv, .xlsx and .zip files are imported")
+    units = []
+    for type_name, shown, frame in parts:
+        ft_name = type_of_name(type_name)
+        if ft_name is None:
+            unknown.append(shown)
+            continue
+        ft = FILE_TYPES[ft_name]
+        canon, missing = _canonical(ft, frame)
+        units.append(Unit(ft, shown, canon, missing))
+    units.sort(key=lambda u: u.order)
+    return units, unknown

@@ -1,0 +1,78 @@
+"""The DuckDB warehouse: connections and schema (tables every stage writes)."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import duckdb
+
+from revrec_pipelines.lib import sql
+from revrec_pipelines.lib.filetypes import FILE_TYPES, SQL_TYPES, FileType
+
+SCHEMA_FILES = ("schema/ingest", "schema/revrec", "schema/close")
+
+
+def raw_table_ddl(ft: FileType) -> list[str]:
+    cols = ",\n    ".join(f"{c.name} {SQL_TYPES[c.kind]}" for c in ft.columns)
+    key_cols = ", ".join(ft.key)
+    return [
+        f"""CREATE TABLE IF NOT EXISTS {ft.table} (
+    {cols},
+    _extra VARCHAR,                 -- extra columns of the file, kept as JSON, otherwise ignored
+    _row_number BIGINT,             -- row in the source file (header = row 1)
+    _row_hash VARCHAR NOT NULL,     -- hash of the typed values: identical re-imports change nothing
+    _batch_id BIGINT NOT NULL,      -- import_batches.batch_id (or the Rillet sync batch) of this version
+    _is_current BOOLEAN NOT NULL,   -- the current version of its key ({key_cols})
+    _superseded_by_batch BIGINT,    -- the batch that replaced this version
+    _source VARCHAR NOT NULL,       -- file | rillet
+    _loaded_at TIMESTAMP NOT NULL
+)""",
+        # Analysts' view of the current rows of each input type.
+        f"CREATE OR REPLACE VIEW {ft.name} AS SELECT * EXCLUDE (_is_current, _superseded_by_batch) "
+        f"FROM {ft.table} WHERE _is_current",
+    ]
+
+
+def ensure_schema(con: duckdb.DuckDBPyConnection) -> None:
+    for ft in FILE_TYPES.values():
+        for stmt in raw_table_ddl(ft):
+            con.execute(stmt)
+    for name in SCHEMA_FILES:
+        if (sql.SQL_ROOT / f"{name}.sql").exists():
+            sql.run_file(con, name)
+
+
+def connect(
+    path: str | os.PathLike[str],
+    *,
+    threads: int | None = None,
+    memory_limit: str | None = None,
+    read_only: bool = False,
+) -> duckdb.DuckDBPyConnection:
+    p = Path(path)
+    if not read_only:
+        p.parent.mkdir(parents=True, exist_ok=True)
+    config: dict[str, object] = {}
+    if threads:
+        config["threads"] = int(threads)
+    if memory_limit:
+        config["memory_limit"] = memory_limit
+    con = duckdb.connect(str(p), read_only=read_only, config=config)
+    # Spill to a folder beside the warehouse when a step needs more than memory_limit.
+    if not read_only:
+        spill = p.parent / ".duckdb_tmp"
+        con.execute(f"SET temp_directory = '{spill.as_posix()}'")
+        ensure_schema(con)
+    return con
+
+
+@contextmanager
+def connection(path: str | os.PathLike[str], **kwargs) -> Iterator[duckdb.DuckDBPyConnection]:
+    con = connect(path, **kwargs)
+    try:
+        yield con
+    finally:
+        con.close()

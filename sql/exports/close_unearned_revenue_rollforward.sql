@@ -1,0 +1,17 @@
+-- Close-period export: unearned_revenue_rollforward of {period} (SPEC §6), line currency.
+SELECT Actg_Period, fmt_text(Reference_Invoice_Number) AS Reference_Invoice_Number, fmt_text(Sales_Order_Id) AS Sales_Order_Id,
+       fmt_text(Sales_Order_Item_Id) AS Sales_Order_Item_Id, fmt_text(Product_Code) AS Product_Code,
+       fmt_text(Product_Name) AS Product_Name, Contract_Date, Currency, fmt_text(Customer_Id) AS Current_Customer_Id,
+       fmt_money(Beginning_Unearned_Revenue) AS Beginning_Unearned_Revenue, fmt_money(Booking_Amount) AS Booking_Amount,
+       fmt_money(New_Billing) AS New_Billing, fmt_money(Revenue) AS Revenue,
+       fmt_money(Foreign_Currency_Change) AS Foreign_Currency_Change,
+       fmt_money(Adjustment_To_Unearned_Revenue) AS Adjustment_To_Unearned_Revenue,
+       fmt_money(Ending_Unearned_Revenue) AS Ending_Unearned_Revenue,
+       fmt_money(Beginning_Unbilled_Receivable) AS Beginning_Unbilled_Receivable,
+       fmt_money(Ending_Unbilled_Receivable) AS Ending_Unbilled_Receivable
+FROM {source}
+WHERE Actg_Period = {period}
+  AND (Beginning_Unearned_Revenue <> 0 OR New_Billing <> 0 OR Revenue <> 0 OR Foreign_Currency_Change <> 0
+       OR Adjustment_To_Unearned_Revenue <> 0 OR Ending_Unearned_Revenue <> 0
+       OR Beginning_Unbilled_Receivable <> 0 OR Ending_Unbilled_Receivable <> 0)
+ORDER BY {source}.Actg_Period, {source}.Sales_Order_Id, {source}.Sales_Order_Item_Id
