@@ -13,7 +13,7 @@ from revrec_pipelines.lib import sql
 # (step, table it produces); each step reads the tables of the steps before it.
 STEPS: tuple[tuple[str, str], ...] = (
     ("order_lines", "order_lines"),
-    ("rates", "rate_answers"),
+    ("rate_answers", "rate_answers"),
     ("invoice_events", "invoice_events"),
     ("held_lines", "held_lines"),
     ("line_series", "line_series"),
@@ -21,6 +21,12 @@ STEPS: tuple[tuple[str, str], ...] = (
     ("journal_lines", "journal_lines"),
     ("invoice_register", "invoice_register"),
     ("orders", "orders"),
+    # analysts' views over line_periods, in DECIMAL amounts
+    ("unearned_revenue_rollforward", "unearned_revenue_rollforward"),
+    ("revenue_waterfall", "revenue_waterfall"),
+    ("deferred_revenue_balance", "deferred_revenue_balance"),
+    ("revenue_backlog", "revenue_backlog"),
+    ("deferred_expenses", "deferred_expenses"),
 )
 
 

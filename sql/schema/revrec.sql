@@ -35,3 +35,6 @@ CREATE OR REPLACE MACRO fmt_text(s) AS (
     CASE WHEN s IS NULL OR s = '' THEN NULL
          WHEN left(s, 1) IN ('=', '+', '-', '@') THEN '''' || s
          ELSE s END);
+
+-- cents → DECIMAL(18,2) for analysts' views (exact)
+CREATE OR REPLACE MACRO money(c) AS CAST(CAST(c AS DECIMAL(18,0)) * 0.01 AS DECIMAL(18,2));

@@ -1,0 +1,31 @@
+"""The one Definitions object of revrec-pipelines: every asset, check, job, schedule, sensor and resource."""
+
+from __future__ import annotations
+
+import dagster as dg
+
+from revrec_pipelines.defs.close.assets import closed_periods
+from revrec_pipelines.defs.close.sensors import period_closed_sensor
+from revrec_pipelines.defs.exports.assets import close_period_exports
+from revrec_pipelines.defs.ingest.assets import raw_inputs
+from revrec_pipelines.defs.ingest.schedules import build_import_schedule
+from revrec_pipelines.defs.ingest.sensors import new_file_sensor
+from revrec_pipelines.defs.jobs import jobs
+from revrec_pipelines.defs.resources import build_resources
+from revrec_pipelines.defs.revrec.assets import revrec_assets
+from revrec_pipelines.defs.revrec.checks import ingest_checks, revrec_checks
+
+
+def build_definitions() -> dg.Definitions:
+    return dg.Definitions(
+        assets=[raw_inputs, *revrec_assets, closed_periods, close_period_exports],
+        asset_checks=[*revrec_checks, *ingest_checks],
+        jobs=jobs,
+        schedules=[build_import_schedule()],
+        sensors=[new_file_sensor, period_closed_sensor],
+        resources=build_resources(),
+        executor=dg.in_process_executor,
+    )
+
+
+defs = build_definitions()

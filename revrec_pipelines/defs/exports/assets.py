@@ -1,0 +1,63 @@
+"""Close-period export files (SPEC §6) for a closed period, to REVREC_EXPORT_DEST."""
+
+
+import dagster as dg
+from pydantic import Field
+
+from revrec_pipelines.defs.resources import WAREHOUSE_POOL, RevrecSettings, Warehouse
+from revrec_pipelines.lib.close import last_closed
+from revrec_pipelines.lib.exports import write_close_exports
+from revrec_pipelines.lib.periods import InvalidPeriod, parse_period
+from revrec_pipelines.lib.sources import SourceError, open_destination
+
+
+class ClosedPeriodConfig(dg.Config):
+    period: str | None = Field(default=None, description="A closed period YYYYMM; default: the last closed period.")
+
+
+def resolve_period(con, value: str | None) -> int:
+    if value:
+        try:
+            return parse_period(value)
+        except InvalidPeriod as exc:
+            raise dg.Failure(description=str(exc)) from exc
+    last = last_closed(con)
+    if last is None:
+        raise dg.Failure(description="No period is closed yet: close one first (revrec close YYYYMM or the close_period job).")
+    return last
+
+
+@dg.asset(
+    group_name="exports",
+    kinds={"csv"},
+    pool=WAREHOUSE_POOL,
+    deps=["closed_periods"],
+    description=(
+        "The close-period export files of a closed period: closedperiodexport-<type>-<YYYYMM>.csv for the nine "
+        "types of SPEC §6, written atomically to REVREC_EXPORT_DEST and overwritten by a re-close."
+    ),
+)
+def close_period_exports(
+    context: dg.AssetExecutionContext, config: ClosedPeriodConfig, warehouse: Warehouse, revrec: RevrecSettings
+) -> dg.MaterializeResult:
+    try:
+        destination = open_destination(revrec.export_dest)
+    except SourceError as exc:
+        raise dg.Failure(description=str(exc)) from exc
+    with warehouse.connect() as con:
+        period = resolve_period(con, config.period)
+        try:
+            files = write_close_exports(con, period, destination)
+        except (SourceError, ValueError) as exc:
+            raise dg.Failure(description=f"Close-period export of {period} failed: {exc}") from exc
+    for f in files:
+        context.log.info(f"wrote {f.name} ({f.rows} rows) to {destination.uri}")
+    return dg.MaterializeResult(
+        metadata={
+            "period": dg.MetadataValue.int(period),
+            "destination": dg.MetadataValue.text(destination.uri),
+            "files": dg.MetadataValue.md(
+                "| file | rows |\n|---|---|\n" + "\n".join(f"| {f.name} | {f.rows} |" for f in files)
+            ),
+        }
+    )

@@ -1,0 +1,153 @@
+"""The revenue engine as assets (SPEC §4): one asset per table, its SQL in sql/revrec/<table>.sql."""
+
+
+from dataclasses import dataclass
+
+import dagster as dg
+
+from revrec_pipelines.defs.metadata import markdown_table, table_metadata
+from revrec_pipelines.defs.resources import WAREHOUSE_POOL, RevrecSettings, Warehouse
+from revrec_pipelines.lib import engine
+
+PERIOD_TOTALS = (
+    "SELECT Actg_Period, count(*) AS line_rows, fmt_money(sum(Revenue_Home)) AS revenue_home, "
+    "fmt_money(sum(New_Billing_Home)) AS billing_home, fmt_money(sum(Ending_Unearned_Home)) AS deferred_home, "
+    "fmt_money(sum(Ending_Unbilled_Home)) AS unbilled_home FROM line_periods GROUP BY ALL ORDER BY 1"
+)
+
+
+@dataclass(frozen=True)
+class TableAsset:
+    name: str
+    deps: tuple[str, ...]
+    description: str
+    preview_order: str | None = None
+    totals_by_period: str | None = None
+    kind: str = "table"
+
+
+TABLES: tuple[TableAsset, ...] = (
+    TableAsset(
+        "order_lines", ("raw_inputs",),
+        "One row per contract line: sales-order lines and invoice-as-contract lines (<Invoice_Number>-<Invoice_Line>), "
+        "with the effective revenue rule and subsidiary, Bookings_Amount = round(Quantity × Sale_Price) and the "
+        "relative-SSP allocation by largest remainder (cents).",
+        preview_order="Sales_Order_Id, Sales_Order_Item_Id",
+    ),
+    TableAsset(
+        "rate_answers", ("order_lines",),
+        "Every exchange rate the engine needs (line → home at the order date; invoice → line currency at the "
+        "invoice and order dates), resolved as direct, exact inverse or through home, kept as exact fractions.",
+        preview_order="rate_date, from_currency, to_currency",
+    ),
+    TableAsset(
+        "invoice_events", ("rate_answers",),
+        "One row per invoice line on its contract line: New_Billing in the line's currency and the "
+        "Foreign_Currency_Change of invoices in another currency (cents).",
+        preview_order="Billing_Date, Invoice_Number, Invoice_Line",
+    ),
+    TableAsset(
+        "held_lines", ("invoice_events",),
+        "Exceptions: contract lines held because an exchange rate is missing, with the currency pair and date "
+        "needed. Held lines are left out of journals and exports, and no period can close while one exists.",
+        preview_order="Sales_Order_Item_Id",
+    ),
+    TableAsset(
+        "line_series", ("held_lines",),
+        "The current (ideal) schedule of every series per line and month index — revenue, billing, FX change, "
+        "booking, commissions and their amortization — in line and home currency, before closed periods apply.",
+        preview_order="Sales_Order_Item_Id, mi",
+    ),
+    TableAsset(
+        "line_periods", ("line_series",),
+        "What every line reports in every period: frozen rows for closed periods, the catch-up in the first open "
+        "period, the current schedule after it; with the rollforward, backlog and deferred expense balances in "
+        "line and home currency (cents). The base of every report and export.",
+        preview_order="Actg_Period, Sales_Order_Id, Sales_Order_Item_Id",
+        totals_by_period=PERIOD_TOTALS,
+    ),
+    TableAsset(
+        "journal_lines", ("line_periods",),
+        "Journal lines in home currency: per line, period and account type the net debit (positive) or credit "
+        "(negative), with Account_Id from account_mappings, Class and Link_Id.",
+        preview_order="Actg_Period, Sales_Order_Id, Sales_Order_Item_Id, Account_Type",
+        totals_by_period=(
+            "SELECT Actg_Period, count(*) AS lines, fmt_money(sum(greatest(Net_Debit, 0))) AS debits, "
+            "fmt_money(sum(greatest(-Net_Debit, 0))) AS credits, count(*) FILTER (WHERE Account_Id IS NULL) AS unmapped "
+            "FROM journal_lines GROUP BY ALL ORDER BY 1"
+        ),
+    ),
+    TableAsset(
+        "invoice_register", ("line_periods",),
+        "Invoice lines by the period they are reported in (a late invoice in the first open period), with their "
+        "own amount and currency.",
+        preview_order="Actg_Period, Invoice_Number, Invoice_Line",
+        totals_by_period="SELECT Actg_Period, Currency, count(*) AS lines, fmt_money(sum(Billing_Amount)) AS billed FROM invoice_register GROUP BY ALL ORDER BY 1, 2",
+    ),
+    TableAsset(
+        "orders", ("line_periods",),
+        "Current terms of every contract line that is not held, with Allocated_Revenue, Duration (hundredths of a "
+        "month) and MRR, as exported in the orders files.",
+        preview_order="Sales_Order_Id, Sales_Order_Item_Id",
+    ),
+    TableAsset(
+        "unearned_revenue_rollforward", ("line_periods",),
+        "View: the unearned-revenue rollforward per line and period in line currency, amounts as DECIMAL.",
+        preview_order="Actg_Period, Sales_Order_Id, Sales_Order_Item_Id", kind="view",
+    ),
+    TableAsset(
+        "revenue_waterfall", ("line_periods",),
+        "View: recognized revenue per line and period, in line and home currency.",
+        preview_order="Actg_Period, Sales_Order_Id, Sales_Order_Item_Id", kind="view",
+    ),
+    TableAsset(
+        "deferred_revenue_balance", ("line_periods",),
+        "View: ending deferred (unearned) revenue per line and period, in line currency.",
+        preview_order="Actg_Period, Sales_Order_Id, Sales_Order_Item_Id", kind="view",
+    ),
+    TableAsset(
+        "revenue_backlog", ("line_periods",),
+        "View: revenue backlog (RPO) per non-usage line and period: beginning, new booking, revenue, ending.",
+        preview_order="Actg_Period, Sales_Order_Id, Sales_Order_Item_Id", kind="view",
+    ),
+    TableAsset(
+        "deferred_expenses", ("line_periods",),
+        "View: deferred commission expense per line and period: beginning, new commissions, amortization, ending.",
+        preview_order="Actg_Period, Sales_Order_Id, Sales_Order_Item_Id", kind="view",
+    ),
+)
+
+
+def _build(spec: TableAsset) -> dg.AssetsDefinition:
+    @dg.asset(
+        name=spec.name,
+        group_name="revrec",
+        kinds={"duckdb", "sql"},
+        deps=list(spec.deps),
+        pool=WAREHOUSE_POOL,
+        description=spec.description,
+        tags={"revrec/kind": spec.kind},
+    )
+    def _asset(context: dg.AssetExecutionContext, warehouse: Warehouse, revrec: RevrecSettings) -> dg.MaterializeResult:
+        with warehouse.connect() as con:
+            result = engine.run_step(con, spec.name, revrec.home_currency)
+            context.log.info(f"{spec.name}: {result.rows:,} rows in {result.seconds:.2f}s")
+            extra: dict[str, object] = {"seconds": dg.MetadataValue.float(round(result.seconds, 3))}
+            if spec.name == "held_lines" and result.rows:
+                context.log.warning(f"{result.rows} line(s) held for missing exchange rates: see held_lines")
+            if spec.name == "line_periods":
+                extra["chart"] = markdown_table(
+                    con,
+                    "SELECT Actg_Period, fmt_money(sum(Revenue_Home)) AS revenue, fmt_money(sum(Ending_Unearned_Home)) AS deferred, "
+                    "bar(CAST(sum(Revenue_Home) AS DOUBLE), 0, (SELECT max(s) FROM (SELECT sum(Revenue_Home) AS s FROM line_periods GROUP BY Actg_Period)) + 1, 30) AS revenue_bar "
+                    "FROM line_periods GROUP BY ALL ORDER BY 1",
+                )
+            metadata = table_metadata(
+                con, spec.name, preview_order=spec.preview_order, totals_by_period=spec.totals_by_period, extra=extra
+            )
+        return dg.MaterializeResult(metadata=metadata)
+
+    return _asset
+
+
+revrec_assets = [_build(spec) for spec in TABLES]

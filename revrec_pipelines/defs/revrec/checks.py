@@ -1,0 +1,123 @@
+"""Asset checks for the invariants of SPEC §4, each explaining failures in business words."""
+
+
+import dagster as dg
+
+from revrec_pipelines.defs.metadata import _markdown
+from revrec_pipelines.defs.resources import Warehouse
+from revrec_pipelines.lib import sql
+from revrec_pipelines.lib.close import run_check
+
+SHOWN = 20
+
+
+def _result(frame, what: str, severity=dg.AssetCheckSeverity.ERROR) -> dg.AssetCheckResult:
+    n = frame.height
+    return dg.AssetCheckResult(
+        passed=n == 0,
+        severity=severity,
+        description=f"{n} {what}" if n else f"no {what}",
+        metadata={"violations": dg.MetadataValue.int(n), "examples": dg.MetadataValue.md(_markdown(frame.head(SHOWN)))},
+    )
+
+
+@dg.asset_check(
+    asset="line_periods",
+    blocking=True,
+    description="Every row rolls forward: beginning + billing + FX change − revenue + adjustment = ending position; "
+    "beginning = previous ending; backlog and deferred expense roll forward too.",
+)
+def rollforward_identity(warehouse: Warehouse) -> dg.AssetCheckResult:
+    with warehouse.connect() as con:
+        return _result(run_check(con, "rollforward_identity"), "rows whose rollforward does not add up")
+
+
+@dg.asset_check(
+    asset="line_periods",
+    description="Every non-usage line recognizes exactly its allocation over all periods (frozen, catch-up and future).",
+)
+def revenue_equals_allocation(warehouse: Warehouse) -> dg.AssetCheckResult:
+    with warehouse.connect() as con:
+        return _result(run_check(con, "revenue_equals_allocation"), "lines whose revenue differs from their allocation")
+
+
+@dg.asset_check(
+    asset="line_periods",
+    description="No closed period changed since its close: the checksum of its frozen rows equals the one stored at the close.",
+)
+def closed_periods_unchanged(warehouse: Warehouse) -> dg.AssetCheckResult:
+    with warehouse.connect() as con:
+        first, last = con.execute("SELECT min(period), max(period) FROM closed_periods").fetchall()[0]
+        if first is None:
+            return dg.AssetCheckResult(passed=True, description="no closed period yet")
+        current = sql.render("close/period_hashes", first_period=first, last_period=last)
+        frame = con.sql(sql.render("checks/closed_periods_unchanged", current_hashes=current)).pl()
+        return _result(frame, "closed periods changed after their close")
+
+
+@dg.asset_check(
+    asset="journal_lines",
+    blocking=True,
+    description="Debits equal credits for every period and subsidiary.",
+)
+def journals_balanced(warehouse: Warehouse) -> dg.AssetCheckResult:
+    with warehouse.connect() as con:
+        return _result(run_check(con, "journals_balanced"), "period/subsidiary journals out of balance")
+
+
+@dg.asset_check(
+    asset="journal_lines",
+    description="Every journal line has an Account_Id from account_mappings (the line's subsidiary or the default).",
+)
+def accounts_mapped(warehouse: Warehouse) -> dg.AssetCheckResult:
+    with warehouse.connect() as con:
+        return _result(
+            run_check(con, "unmapped_accounts"), "account types without a mapping", dg.AssetCheckSeverity.WARN
+        )
+
+
+@dg.asset_check(
+    asset="order_lines",
+    blocking=True,
+    description="For every sales order, the allocations of its active non-usage lines sum to their bookings.",
+)
+def allocation_sums_to_bookings(warehouse: Warehouse) -> dg.AssetCheckResult:
+    with warehouse.connect() as con:
+        return _result(run_check(con, "allocation_sums"), "orders whose allocation does not sum to bookings")
+
+
+@dg.asset_check(
+    asset="held_lines",
+    description="No line is held for a missing exchange rate (a held line blocks every close).",
+)
+def no_held_lines(warehouse: Warehouse) -> dg.AssetCheckResult:
+    with warehouse.connect() as con:
+        frame = con.sql("SELECT Sales_Order_Item_Id, From_Currency, To_Currency, Rate_Needed_On, Reason FROM held_lines ORDER BY 1").pl()
+        return _result(frame, "lines held for missing exchange rates", dg.AssetCheckSeverity.WARN)
+
+
+@dg.asset_check(
+    asset="raw_inputs",
+    description="The latest import of every file was applied: lists files whose latest version was rejected, with their problems.",
+)
+def no_rejected_files(warehouse: Warehouse) -> dg.AssetCheckResult:
+    with warehouse.connect() as con:
+        frame = con.sql(
+            "WITH latest AS (SELECT source, path, arg_max(status, batch_id) AS status, max(batch_id) AS batch_id "
+            "FROM import_ledger GROUP BY ALL) "
+            "SELECT l.path, e.unit, e.row_number, e.column_name, e.value, e.reason FROM latest l "
+            "JOIN import_errors e USING (batch_id) WHERE l.status = 'rejected' ORDER BY l.path, e.row_number"
+        ).pl()
+        return _result(frame, "problems in rejected files")
+
+
+revrec_checks = [
+    rollforward_identity,
+    revenue_equals_allocation,
+    closed_periods_unchanged,
+    journals_balanced,
+    accounts_mapped,
+    allocation_sums_to_bookings,
+    no_held_lines,
+]
+ingest_checks = [no_rejected_files]
