@@ -23,9 +23,14 @@ class Warehouse(DuckDBResource):
         path = Path(self.database)
         path.parent.mkdir(parents=True, exist_ok=True)
         with self.get_connection() as con:
-            con.execute(f"SET temp_directory = '{(path.parent / '.duckdb_tmp').as_posix()}'")
-            ensure_schema(con)
-            yield con
+            try:
+                con.execute(f"SET temp_directory = '{(path.parent / '.duckdb_tmp').as_posix()}'")
+                ensure_schema(con)
+                yield con
+            finally:
+                # DuckDBResource does not close the connection when the body raises; a leaked
+                # connection would keep the file open in this process.
+                con.close()
 
 
 class RevrecSettings(dg.ConfigurableResource):

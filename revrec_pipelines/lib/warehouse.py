@@ -36,13 +36,31 @@ def raw_table_ddl(ft: FileType) -> list[str]:
     ]
 
 
+def _schema_version() -> str:
+    import hashlib
+
+    h = hashlib.sha256()
+    for name in SCHEMA_FILES:
+        h.update(sql.sql_text(name).encode())
+    for ft in FILE_TYPES.values():
+        h.update(repr(raw_table_ddl(ft)).encode())
+    return h.hexdigest()[:16]
+
+
 def ensure_schema(con: duckdb.DuckDBPyConnection) -> None:
+    """Create every table, view and macro the project needs (idempotent; skipped when already current)."""
+    version = _schema_version()
+    try:
+        if con.execute("SELECT version FROM revrec_schema").fetchall() == [(version,)]:
+            return
+    except duckdb.CatalogException:
+        pass
     for ft in FILE_TYPES.values():
         for stmt in raw_table_ddl(ft):
             con.execute(stmt)
     for name in SCHEMA_FILES:
-        if (sql.SQL_ROOT / f"{name}.sql").exists():
-            sql.run_file(con, name)
+        sql.run_file(con, name)
+    con.execute("CREATE OR REPLACE TABLE revrec_schema AS SELECT ? AS version, current_timestamp AS created_at", [version])
 
 
 def connect(

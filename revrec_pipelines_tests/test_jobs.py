@@ -1,0 +1,151 @@
+"""The Dagster layer end to end: jobs run the worked example through import, close and exports; a refused
+close fails the run and changes nothing; the sensors and the schedule behave."""
+
+import json
+import shutil
+from pathlib import Path
+
+import dagster as dg
+import duckdb
+import pytest
+
+from revrec_pipelines.defs.ingest.schedules import import_cron
+from revrec_pipelines.lib.settings import Settings, SettingsError
+
+EXAMPLE = Path(__file__).resolve().parents[2] / "shared" / "examples" / "worked-example"
+
+
+@pytest.fixture
+def env(tmp_path, monkeypatch):
+    inbox = tmp_path / "inbox"
+    inbox.mkdir()
+    monkeypatch.setenv("REVREC_WAREHOUSE", str(tmp_path / "w.duckdb"))
+    monkeypatch.setenv("REVREC_SOURCE", f"file://{inbox}")
+    monkeypatch.setenv("REVREC_EXPORT_DEST", f"file://{tmp_path / 'exports'}")
+    return tmp_path
+
+
+def _defs():
+    from revrec_pipelines.definitions import build_definitions
+
+    return build_definitions()
+
+
+def _run(defs, instance, job, config=None, tags=None):
+    return defs.resolve_job_def(job).execute_in_process(
+        run_config=config or {}, instance=instance, raise_on_error=False, tags=tags or {}
+    )
+
+
+def _close_config(period):
+    return {"ops": {"closed_periods": {"config": {"period": str(period), "closed_by": "test"}}}}
+
+
+def _outputs_config(period):
+    return {"ops": {"close_period_exports": {"config": {"period": str(period)}}}}
+
+
+def _snapshot(path: Path) -> dict:
+    con = duckdb.connect(str(path), read_only=True)
+    try:
+        tables = [r[0] for r in con.execute(
+            "SELECT table_name FROM information_schema.tables WHERE table_type = 'BASE TABLE' AND table_name <> 'close_audit'"
+        ).fetchall()]
+        return {t: con.execute(f"SELECT * FROM {t} ORDER BY ALL").fetchall() for t in sorted(tables)}
+    finally:
+        con.close()
+
+
+def test_worked_example_through_the_dagster_jobs(env):
+    defs = _defs()
+    instance = dg.DagsterInstance.ephemeral()
+    ops = json.loads((EXAMPLE / "ops.json").read_text())["ops"]
+    for op, arg in ops:
+        if op == "import":
+            shutil.copytree(EXAMPLE / arg, env / "inbox" / arg)
+            assert _run(defs, instance, "import_files").success
+        else:
+            assert _run(defs, instance, "close_period", _close_config(arg)).success
+            assert _run(defs, instance, "close_outputs", _outputs_config(arg)).success
+    for expected in sorted((EXAMPLE / "expected").iterdir()):
+        assert (env / "exports" / expected.name).read_bytes() == expected.read_bytes(), expected.name
+    # the control file of every close has the period and a UTC timestamp
+    control = (env / "exports" / "closedperiodexport-control-202504.csv").read_text().splitlines()
+    assert control[0] == "Closed_Period,Export_Timestamp"
+    assert control[1].startswith("202504,") and control[1].endswith("Z")
+
+
+def test_refused_close_fails_the_run_with_the_reason_and_changes_nothing(env):
+    defs = _defs()
+    instance = dg.DagsterInstance.ephemeral()
+    shutil.copytree(EXAMPLE / "batch1", env / "inbox" / "batch1")
+    assert _run(defs, instance, "import_files").success
+    assert _run(defs, instance, "close_period", _close_config(202501)).success
+    before = _snapshot(env / "w.duckdb")
+    result = _run(defs, instance, "close_period", _close_config(202503))
+    assert not result.success
+    failure = next(e for e in result.all_events if e.is_step_failure)
+    assert "first open period is 202502" in failure.step_failure_data.user_failure_data.description
+    after = _snapshot(env / "w.duckdb")
+    assert before.keys() == after.keys()
+    changed = [t for t in before if before[t] != after[t]]
+    assert changed == [], f"a refused close changed {changed}"
+
+
+def test_period_closed_sensor_requests_one_outputs_run_per_close(env):
+    defs = _defs()
+    instance = dg.DagsterInstance.ephemeral()
+    shutil.copytree(EXAMPLE / "batch1", env / "inbox" / "batch1")
+    assert _run(defs, instance, "import_files").success
+    assert _run(defs, instance, "close_period", _close_config(202501)).success
+    sensor = defs.resolve_sensor_def("period_closed_sensor")
+    ctx = dg.build_sensor_context(instance=instance, definitions=defs)
+    result = sensor.evaluate_tick(ctx)
+    assert [r.run_key for r in result.run_requests] == ["close-202501-1"]
+    assert result.run_requests[0].run_config == _outputs_config(202501)
+    # the next tick, with the advanced cursor, has nothing new
+    ctx2 = dg.build_sensor_context(instance=instance, definitions=defs, cursor=result.cursor)
+    assert sensor.evaluate_tick(ctx2).run_requests == []
+    # a close run by `revrec close` (which writes its outputs itself) is not followed by a sensor run
+    assert _run(defs, instance, "close_period", _close_config(202502), tags={"revrec/close_outputs": "inline"}).success
+    ctx3 = dg.build_sensor_context(instance=instance, definitions=defs, cursor=result.cursor)
+    assert sensor.evaluate_tick(ctx3).run_requests == []
+
+
+def test_new_file_sensor_triggers_once_per_stable_file_identity(env):
+    defs = _defs()
+    sensor = defs.resolve_sensor_def("new_file_sensor")
+    instance = dg.DagsterInstance.ephemeral()
+    inbox = env / "inbox"
+    (inbox / "customers.csv").write_text("Customer_Id,Customer_Name\nC1,Acme\n")
+
+    def tick(cursor):
+        return sensor.evaluate_tick(dg.build_sensor_context(instance=instance, cursor=cursor, definitions=defs))
+
+    first = tick(None)
+    assert first.run_requests == []  # seen once: waits one tick in case it is still being written
+    second = tick(first.cursor)
+    assert len(second.run_requests) == 1
+    key = second.run_requests[0].run_key
+    third = tick(second.cursor)
+    assert third.run_requests == []  # the same file never triggers a second run
+    (inbox / "customers.csv").write_text("Customer_Id,Customer_Name\nC1,Acme\nC2,Globex\n")
+    fourth = tick(third.cursor)
+    assert fourth.run_requests == []
+    fifth = tick(fourth.cursor)
+    assert len(fifth.run_requests) == 1 and fifth.run_requests[0].run_key != key
+
+
+def test_import_schedule_settings():
+    assert import_cron("daily", "00:00") == "0 0 * * *"
+    assert import_cron("weekly", "06:30") == "30 6 * * 1"
+    assert import_cron("monthly", "23:05") == "5 23 1 * *"
+    with pytest.raises(SettingsError):
+        import_cron("daily", "25:00")
+    s = Settings.from_env({"REVREC_IMPORT_SCHEDULE": "weekly", "REVREC_IMPORT_TIME": "06:30", "REVREC_IMPORT_TIMEZONE": "Europe/Paris"})
+    from revrec_pipelines.defs.ingest.schedules import build_import_schedule
+
+    schedule = build_import_schedule(s)
+    assert schedule.cron_schedule == "30 6 * * 1" and schedule.execution_timezone == "Europe/Paris"
+    with pytest.raises(SettingsError):
+        Settings.from_env({"REVREC_POSTING": "sap"})
