@@ -52,9 +52,10 @@ def run_job(name: str, run_config: dict | None = None, tags: dict | None = None,
     from revrec_pipelines.definitions import defs
 
     job = defs.resolve_job_def(name)
-    result = job.execute_in_process(
-        run_config=run_config or {}, instance=_instance(), raise_on_error=False, tags=tags or {}
-    )
+    # the console shows warnings and errors only; every event is in the run's log in the UI
+    config = {"loggers": {"console": {"config": {"log_level": os.environ.get("REVREC_LOG_LEVEL", "WARNING")}}}}
+    config.update(run_config or {})
+    result = job.execute_in_process(run_config=config, instance=_instance(), raise_on_error=False, tags=tags or {})
     if not result.success:
         raise CliError(f"{name} failed: {_failure_reason(result)}")
     if not quiet:
