@@ -8,23 +8,29 @@ Register every fixture with `pytest_plugins = ["revrec_pipelines_tests.servers"]
   free loopback port. Without sshd it falls back to an asyncssh server locally, and fails in CI.
 - `sftp_password_server`: an asyncssh SFTP server that accepts a password (and the same key).
 - Both yield an `SftpServerHandle` with a fresh, empty `root` folder per test; `handle.uri("inbox")`
-  and `handle.env()` are what `open_source` / `open_destination` need.
+  and `handle.env()` are what `open_source` / `open_destination` need (the settings are also set in
+  os.environ for the test, with REVREC_SFTP_SETTLE_SECONDS=0).
 - `tcp_fault_proxy`: a factory `(host, port) -> TcpFaultProxy`, a TCP forwarder that can cut
   connections after a number of bytes (a dropped connection), for SFTP or HTTP.
 - `s3_server`: moto's standalone S3 server; every test starts from an empty store and fake
   credentials in the environment. Yields an `S3ServerHandle` (`endpoint_url`, `env()`, `client()`,
-  `create_bucket()`).
+  `create_bucket()`, `put_many()` for thousands of objects at once).
 - `http_fault_proxy`: a factory `(upstream_url) -> HttpFaultProxy`, an HTTP forwarder that answers
   chosen requests with an error status (a 500 from the endpoint).
+
+Test modules also import helpers from here, sometimes before pytest loads it as a plugin, so it opts
+out of assertion rewriting (it has no asserts): PYTEST_DONT_REWRITE.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import http.client
 import os
 import shutil
 import socket
+import struct
 import subprocess
 import threading
 import time
@@ -136,9 +142,9 @@ class _SftpBackend:
     stop: Callable[[], None]
 
     def handle(self, tmp_path: Path) -> SftpServerHandle:
-        root = tmp_path / "sftp_root"
+        root = tmp_path / f"sftp_{self.port}"  # by port: a test may use several servers
         root.mkdir()
-        known_hosts = tmp_path / "known_hosts"
+        known_hosts = tmp_path / f"known_hosts_{self.port}"
         known_hosts.write_text(known_hosts_line(LOOPBACK, self.port, self.host_public_key))
         return SftpServerHandle(
             kind=self.kind,
@@ -159,7 +165,9 @@ def _current_user() -> str:
     return pwd.getpwuid(os.geteuid()).pw_name
 
 
-def _wait_for_ssh_banner(port: int, process: subprocess.Popen | None, log: Path, timeout: float = 10.0) -> None:
+def _wait_for_ssh_banner(
+    port: int, process: subprocess.Popen | None, log: Path, timeout: float = 10.0
+) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if process is not None and process.poll() is not None:
@@ -221,7 +229,10 @@ def _start_openssh(sshd: str, workdir: Path) -> _SftpBackend:
     log = workdir / "sshd.log"
     with open(log, "wb") as log_file:
         process = subprocess.Popen(
-            [sshd, "-D", "-e", "-f", str(config)], stdout=log_file, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL
+            [sshd, "-D", "-e", "-f", str(config)],
+            stdout=log_file,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
         )
     try:
         _wait_for_ssh_banner(port, process, log)
@@ -330,16 +341,33 @@ def _sftp_password_backend(tmp_path_factory: pytest.TempPathFactory) -> Iterator
     backend.stop()
 
 
-@pytest.fixture
-def sftp_server(_sftp_backend: _SftpBackend, tmp_path: Path) -> SftpServerHandle:
-    """OpenSSH sshd (key auth) with a fresh root folder for this test."""
-    return _sftp_backend.handle(tmp_path)
+def _export_env(handle: SftpServerHandle, monkeypatch: pytest.MonkeyPatch) -> None:
+    for name in ("REVREC_SFTP_PASSWORD", "REVREC_SFTP_KEY_FILE"):
+        monkeypatch.delenv(name, raising=False)
+    for name, value in handle.env().items():
+        monkeypatch.setenv(name, value)
 
 
 @pytest.fixture
-def sftp_password_server(_sftp_password_backend: _SftpBackend, tmp_path: Path) -> SftpServerHandle:
-    """An asyncssh SFTP server with password auth (handle.password; handle.key_file is unset)."""
-    return replace(_sftp_password_backend.handle(tmp_path), key_file=None)
+def sftp_server(
+    _sftp_backend: _SftpBackend, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> SftpServerHandle:
+    """OpenSSH sshd (key auth) with a fresh root folder for this test; `handle.env()` is also put in
+    os.environ for the test, so `open_source(handle.uri("inbox"))` works without an env argument."""
+    handle = _sftp_backend.handle(tmp_path)
+    _export_env(handle, monkeypatch)
+    return handle
+
+
+@pytest.fixture
+def sftp_password_server(
+    _sftp_password_backend: _SftpBackend, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> SftpServerHandle:
+    """An asyncssh SFTP server with password auth (handle.password; handle.key_file is unset); its
+    settings are put in os.environ for the test, like `sftp_server`."""
+    handle = replace(_sftp_password_backend.handle(tmp_path), key_file=None)
+    _export_env(handle, monkeypatch)
+    return handle
 
 
 # --------------------------------------------------------------------------------------------------
@@ -430,19 +458,18 @@ class TcpFaultProxy:
 
 
 def _reset(s: socket.socket) -> None:
-    """Close with RST, as a dropped link or a killed peer would look."""
-    try:
-        s.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, b"\x01\x00\x00\x00\x00\x00\x00\x00")
-    except OSError:
-        pass
+    """Close abruptly (RST), as a dropped link or a killed peer would look."""
+    with contextlib.suppress(OSError):
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
     _close_quietly(s)
 
 
 def _close_quietly(s: socket.socket) -> None:
-    try:
+    # shutdown first: close() alone neither wakes a thread blocked in recv() on it nor releases it
+    with contextlib.suppress(OSError):
+        s.shutdown(socket.SHUT_RDWR)
+    with contextlib.suppress(OSError):
         s.close()
-    except OSError:
-        pass
 
 
 @pytest.fixture
@@ -482,6 +509,16 @@ class S3ServerHandle:
             aws_secret_access_key=FAKE_AWS_ENV["AWS_SECRET_ACCESS_KEY"],
         )
 
+    def put_many(self, bucket: str, objects: dict[str, bytes]) -> None:
+        """Store many objects at once, straight into moto's store (its server runs in this process):
+        thousands of PUTs over HTTP would take seconds."""
+        from moto.core import DEFAULT_ACCOUNT_ID
+        from moto.s3.models import s3_backends
+
+        backend = s3_backends[DEFAULT_ACCOUNT_ID]["aws"]
+        for key, body in objects.items():
+            backend.put_object(bucket, key, body)
+
     def create_bucket(self, name: str = "revrec-test"):
         """Create bucket `name`; return a boto3 client to fill it."""
         client = self.client()
@@ -520,7 +557,15 @@ def s3_server(_moto_endpoint: str, monkeypatch: pytest.MonkeyPatch) -> S3ServerH
 # HTTP proxy that answers with errors
 
 
-_HOP_BY_HOP = {"connection", "keep-alive", "transfer-encoding", "proxy-connection", "te", "trailer", "upgrade"}
+_HOP_BY_HOP = {
+    "connection",
+    "keep-alive",
+    "transfer-encoding",
+    "proxy-connection",
+    "te",
+    "trailer",
+    "upgrade",
+}
 
 
 class HttpFaultProxy:
@@ -578,7 +623,11 @@ class HttpFaultProxy:
                     payload = response.read()
                     self.send_response(response.status, response.reason)
                     for name, value in response.getheaders():
-                        if name.lower() not in _HOP_BY_HOP and name.lower() not in ("content-length", "date", "server"):
+                        if name.lower() not in _HOP_BY_HOP and name.lower() not in (
+                            "content-length",
+                            "date",
+                            "server",
+                        ):
                             self.send_header(name, value)
                     length = response.getheader("Content-Length") if self.command == "HEAD" else None
                     self.send_header("Content-Length", length or str(len(payload)))

@@ -100,9 +100,9 @@ def _key_join(ft: FileType, a: str, b: str) -> str:
     return " AND ".join(f"{a}.{k} IS NOT DISTINCT FROM {b}.{k}" for k in ft.key)
 
 
-def _unit_error(unit: str, reason: str, column: str | None = None) -> pl.DataFrame:
+def _unit_error(unit: str, reason: str, column: str | None = None, row_number: int | None = None) -> pl.DataFrame:
     return pl.DataFrame(
-        {"unit": [unit], "row_number": [None], "column_name": [column], "value": [None], "reason": [reason]},
+        {"unit": [unit], "row_number": [row_number], "column_name": [column], "value": [None], "reason": [reason]},
         schema={"unit": pl.String, **ERROR_COLUMNS},
     )
 
@@ -115,16 +115,23 @@ def apply_unit(con: duckdb.DuckDBPyConnection, unit: Unit, batch_id: int, source
     """Validate one unit and, if it is clean, upsert it. Returns (errors, counts). Runs inside the caller's transaction."""
     ft = unit.file_type
     if unit.missing_columns:
-        return _unit_error(unit.name, "required column(s) missing: " + ", ".join(unit.missing_columns)), {}
+        return pl.concat([
+            _unit_error(unit.name, "required column is missing from the header row", column=c, row_number=1)
+            for c in unit.missing_columns
+        ]), {}
     if unit.frame.height == 0:
         return _with_unit(pl.DataFrame(schema=ERROR_COLUMNS), unit.name), {"read": 0, "new": 0, "changed": 0, "unchanged": 0}
     from revrec_pipelines.lib.validation import normalize
 
-    frame = normalize(ft, unit.frame.drop("_extra")).with_columns(unit.frame["_extra"])
+    values = [c.name for c in ft.columns]
+    frame = normalize(ft, unit.frame.select(values)).with_columns(
+        unit.frame["_extra"], unit.frame["_row_number"].cast(pl.Int64)
+    )
+    # Rows with no value at all (",,,," lines, blank spreadsheet rows) are not records.
+    frame = frame.filter(~pl.all_horizontal([pl.col(c).is_null() for c in values]))
     errors = row_errors(ft, frame.drop("_extra"))
     if errors.height:
         return _with_unit(errors, unit.name), {}
-    frame = frame.with_row_index("_row_number", offset=2).with_columns(pl.col("_row_number").cast(pl.Int64))
     con.register("unit_frame", frame.to_arrow())
     try:
         con.execute(_stage_sql(ft))
@@ -187,7 +194,9 @@ def import_file(
     try:
         units, unknown = read_units(local, remote.path)
         errors = [_unit_error(u, "the name does not start with a known file type (" + ", ".join(FILE_TYPES) + ")") for u in unknown]
-    except (UnreadableFile, SourceError) as exc:
+    except UnreadableFile as exc:
+        units, errors = [], [_unit_error(exc.unit or remote.path, str(exc), exc.column, exc.row_number)]
+    except SourceError as exc:
         units, errors = [], [_unit_error(remote.path, str(exc))]
     outcome.units = len(units)
     if not units and not errors:
@@ -252,7 +261,7 @@ def _container_order(local: Path, name: str) -> tuple[int, str]:
     """Files are applied in the order of the first unit type they hold, then by name (SPEC §2 Order)."""
     from revrec_pipelines.lib.filetypes import APPLY_ORDER, type_of_name
 
-    t = type_of_name(name)
+    t = type_of_name(name) if name.lower().endswith(".csv") else None
     if t is not None:
         return (APPLY_ORDER.index(t), name)
     try:
@@ -285,7 +294,7 @@ def import_from_source(
             local = Path(tmp) / f"{i:06d}-{Path(f.path).name}"
             sha = source.download(f, local)
             previous = _last_sha(con, source.uri, f.path)
-            if incremental and previous and previous[0] == sha:
+            if incremental and previous and previous[0] == sha and previous[1] != "rejected":
                 # Same content under a new timestamp: remember the new identity, apply nothing.
                 con.execute(
                     "INSERT INTO import_ledger (source, path, size, version_tag, sha256, batch_id, status) "

@@ -211,10 +211,12 @@ class IntacctClient:
             if maybe_sent:
                 key = self._lookup(entry.name, self.journal, entry.entry_date, entity)
                 if key is not None:
-                    log.info("Intacct %s: found batch %s after an ambiguous failure; not re-sending", step, key)
+                    log.info(
+                        "Intacct %s: found batch %s after an ambiguous failure; not re-sending", step, key
+                    )
                     return key
             try:
-                result = self._call(function, control_id, entity, step, unique=True)
+                result = self._call(function, control_id, entity, step, creates=True)
             except IntacctError as exc:
                 maybe_sent = maybe_sent or exc.ambiguous
                 if exc.level == "control" and _is_duplicate(exc.errors):
@@ -284,7 +286,7 @@ class IntacctClient:
         self._text(read, "fields", "RECORDNO,BATCH_TITLE,JOURNAL,BATCH_DATE", step)
         self._text(read, "pagesize", str(_QUERY_PAGE_SIZE), step)
         self._text(read, "returnFormat", "xml", step)
-        result = self._call(function, control_id, entity, step, unique=False)
+        result = self._call(function, control_id, entity, step, creates=False)
         if result.status != "success":
             raise self._result_error(step, result)
         keys = []
@@ -307,30 +309,34 @@ class IntacctClient:
             )
         return keys[0] if keys else None
 
-    def _call(self, function: Element, control_id: str, entity: str, step: str, *, unique: bool) -> _Result:
-        """Send one function with session authentication; log in again once if the session is refused."""
+    def _call(self, function: Element, control_id: str, entity: str, step: str, *, creates: bool) -> _Result:
+        """Send one function with session authentication; log in again once if the session is refused.
+
+        `creates` marks a function that changes the ledger: it is sent with uniqueid=true, and a failure
+        after it was sent is ambiguous (it may have been executed).
+        """
         session = self._session_for(entity, step)
         try:
-            return self._send_with_session(session, function, control_id, step, unique)
+            return self._send_with_session(session, function, control_id, step, creates)
         except _SessionRejected:
             log.info("Intacct %s: session refused (expired or invalid); logging in again", step)
             self._forget_session(session)
         session = self._session_for(entity, step)
         try:
-            return self._send_with_session(session, function, control_id, step, unique)
+            return self._send_with_session(session, function, control_id, step, creates)
         except _SessionRejected as again:
             self._forget_session(session)
             raise again.error from None
 
     def _send_with_session(
-        self, session: _Session, function: Element, control_id: str, step: str, unique: bool
+        self, session: _Session, function: Element, control_id: str, step: str, creates: bool
     ) -> _Result:
         auth = Element("authentication")
         self._text(auth, "sessionid", session.session_id, step)
-        body = self._request(auth, function, unique, step)
-        response = self._post(session.endpoint, body, step)
+        body = self._request(auth, function, creates, step)
+        response = self._post(session.endpoint, body, step, creates)
         try:
-            return self._result(response, control_id, step)
+            return self._result(response, control_id, step, creates)
         except IntacctError as exc:
             if exc.level == "authentication":
                 raise _SessionRejected(exc) from None
@@ -363,8 +369,8 @@ class IntacctClient:
         function = Element("function", controlid=control_id)
         SubElement(function, "getAPISession")
         # getAPISession is isolated in a request of its own, as the API-sessions page asks.
-        response = self._post(self.endpoint_url, self._request(auth, function, False, step), step)
-        result = self._result(response, control_id, step)
+        response = self._post(self.endpoint_url, self._request(auth, function, False, step), step, False)
+        result = self._result(response, control_id, step, False)
         if result.status != "success":
             raise self._result_error(step, result)
         api = result.element.find("data/api")
@@ -388,6 +394,7 @@ class IntacctClient:
     # ------------------------------------------------------------------ wire
 
     def _request(self, auth: Element, function: Element, unique: bool, step: str) -> bytes:
+        # uniqueid=true for ledger changes, false for reads (as the requests page recommends).
         request = Element("request")
         control = SubElement(request, "control")
         self._text(control, "senderid", self.sender_id, step)
@@ -401,7 +408,7 @@ class IntacctClient:
         SubElement(operation, "content").append(function)
         return _XML_DECLARATION + tostring(request, encoding="utf-8")
 
-    def _post(self, url: str, body: bytes, step: str) -> Element:
+    def _post(self, url: str, body: bytes, step: str, creates: bool) -> Element:
         headers = {"Content-Type": "application/xml", "Accept": "application/xml, text/xml"}
         try:
             response = self._http.post(url, content=body, headers=headers)
@@ -415,18 +422,19 @@ class IntacctClient:
         except httpx.TimeoutException as exc:
             raise self._error(
                 f"Intacct {step} failed: no answer from {_host(url)} within {self.timeout:g} s after the request "
-                f"was sent ({type(exc).__name__}); the gateway may have executed it",
+                f"was sent ({type(exc).__name__})"
+                + ("; the gateway may have executed it" if creates else ""),
                 level="transport",
                 retryable=True,
-                ambiguous=True,
+                ambiguous=creates,
             ) from None
         except httpx.TransportError as exc:
             raise self._error(
                 f"Intacct {step} failed: the connection to {_host(url)} broke after the request was sent "
-                f"({type(exc).__name__}: {exc}); the gateway may have executed it",
+                f"({type(exc).__name__}: {exc})" + ("; the gateway may have executed it" if creates else ""),
                 level="transport",
                 retryable=True,
-                ambiguous=True,
+                ambiguous=creates,
             ) from None
         root = _parse(response.content)
         if response.status_code >= 400:
@@ -441,7 +449,7 @@ class IntacctClient:
                 errors=errors,
                 retryable=rate_limited or server_error,
                 # A 5xx may come from a proxy after the gateway did the work (the SDK never retries 524).
-                ambiguous=server_error,
+                ambiguous=server_error and creates,
             )
         if root is None or root.tag != "response":
             raise self._error(
@@ -449,11 +457,11 @@ class IntacctClient:
                 level="response",
                 detail=_snippet(response.text),
                 retryable=True,
-                ambiguous=True,
+                ambiguous=creates,
             )
         return root
 
-    def _result(self, root: Element, control_id: str, step: str) -> _Result:
+    def _result(self, root: Element, control_id: str, step: str, creates: bool) -> _Result:
         """Check control, then authentication status, and return the result of function `control_id`."""
         control_status = root.findtext("control/status", "")
         if control_status != "success":
@@ -469,8 +477,10 @@ class IntacctClient:
         operation = root.find("operation")
         if operation is None:
             raise self._error(
-                f"Intacct {step} failed: the answer has no <operation>", level="response", retryable=True,
-                ambiguous=True,
+                f"Intacct {step} failed: the answer has no <operation>",
+                level="response",
+                retryable=True,
+                ambiguous=creates,
             )
         auth_status = operation.findtext("authentication/status", "")
         if auth_status != "success":
@@ -495,7 +505,7 @@ class IntacctClient:
             f"Intacct {step} failed: the answer holds no result for function control id {control_id!r}",
             level="response",
             retryable=True,
-            ambiguous=True,
+            ambiguous=creates,
         )
 
     def _result_error(self, step: str, result: _Result) -> IntacctError:
@@ -643,7 +653,10 @@ def _errors(errormessage: Element | None) -> tuple[GatewayError, ...]:
         return ()
     found = []
     for error in errormessage.findall("error"):
-        parts = [(error.findtext(tag) or "").strip() for tag in ("errorno", "description", "description2", "correction")]
+        parts = [
+            (error.findtext(tag) or "").strip()
+            for tag in ("errorno", "description", "description2", "correction")
+        ]
         parts[2] = _SUPPORT_ID.sub(lambda m: f"[Support ID: {unquote(m.group(1))}]", parts[2])
         found.append(GatewayError(*parts))
     return tuple(found)

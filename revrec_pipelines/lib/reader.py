@@ -6,8 +6,8 @@ trimming, and extra columns are kept (as JSON in `_extra`) but otherwise ignored
 
 from __future__ import annotations
 
+import csv
 import io
-import zipfile
 from dataclasses import dataclass
 from datetime import date, datetime
 from decimal import Decimal
@@ -19,14 +19,20 @@ from revrec_pipelines.lib.filetypes import APPLY_ORDER, FILE_TYPES, FileType, ty
 
 
 class UnreadableFile(Exception):
-    """The file (or one of its units) cannot be read at all; the message says why."""
+    """The file (or one of its units) cannot be read at all; the message says why and, when known, where."""
+
+    def __init__(self, message: str, *, unit: str | None = None, row_number: int | None = None, column: str | None = None):
+        super().__init__(message)
+        self.unit = unit
+        self.row_number = row_number
+        self.column = column
 
 
 @dataclass
 class Unit:
     file_type: FileType
     name: str  # "invoices.csv", "book.xlsx#invoices", "drop.zip/sales_orders.csv"
-    frame: pl.DataFrame  # canonical SPEC column names, all text; plus "_extra" JSON text
+    frame: pl.DataFrame  # canonical SPEC column names, all text; "_extra" JSON text; "_row_number" in the file
     missing_columns: list[str]
 
     @property
@@ -38,6 +44,8 @@ def _canonical(ft: FileType, frame: pl.DataFrame) -> tuple[pl.DataFrame, list[st
     by_lower = {c.name.lower(): c.name for c in ft.columns}
     rename, extra = {}, []
     for col in frame.columns:
+        if col == "_row_number":
+            continue
         canon = by_lower.get(col.strip().lstrip("\ufeff").lower())
         if canon and canon not in rename.values():
             rename[col] = canon
@@ -52,25 +60,79 @@ def _canonical(ft: FileType, frame: pl.DataFrame) -> tuple[pl.DataFrame, list[st
         extra_json = pl.struct([pl.col(c).alias(c.strip()) for c in extra]).struct.json_encode()
     else:
         extra_json = pl.lit(None, dtype=pl.String)
-    frame = frame.select([pl.col(c.name).cast(pl.String) for c in ft.columns] + [extra_json.alias("_extra")])
+    frame = frame.select(
+        [pl.col(c.name).cast(pl.String) for c in ft.columns] + [extra_json.alias("_extra"), pl.col("_row_number")]
+    )
     return frame, missing
+
+
+def _column_at(data: bytes, offset: int) -> tuple[int, str | None]:
+    """(row number, column name) of a byte offset, counting the header as row 1 (quotes ignored)."""
+    row = data.count(b"\n", 0, offset) + 1
+    line_start = data.rfind(b"\n", 0, offset) + 1
+    field_index = data.count(b",", line_start, offset)
+    header = next(csv.reader([data.split(b"\n", 1)[0].decode("utf-8", "replace")]), [])
+    return row, (header[field_index].strip() if field_index < len(header) else None)
+
+
+def _diagnose_csv(text: str, name: str) -> UnreadableFile:
+    """Find the first row that breaks the CSV format (only called once polars has refused the file)."""
+    reader = csv.reader(io.StringIO(text, newline=""), strict=True)
+    record_start = 1
+    try:
+        header = next(reader)
+        while True:
+            record_start = reader.line_num + 1
+            row = next(reader, None)
+            if row is None:
+                break
+            if len(row) > len(header):
+                return UnreadableFile(
+                    f"{name} row {record_start} has {len(row)} fields but the header has {len(header)}: "
+                    "a value probably contains an unquoted comma; put such values in double quotes",
+                    unit=name, row_number=record_start,
+                )
+    except csv.Error as exc:
+        return UnreadableFile(
+            f"{name} row {record_start} is not well-formed CSV ({exc}): check for a quote that is opened but "
+            "never closed", unit=name, row_number=record_start,
+        )
+    return UnreadableFile(f"{name} is not a well-formed CSV file", unit=name)
 
 
 def _read_csv_bytes(data: bytes, name: str) -> pl.DataFrame:
     if data.startswith(b"\xef\xbb\xbf"):
         data = data[3:]
     try:
-        data.decode("utf-8")
+        text = data.decode("utf-8")
     except UnicodeDecodeError as exc:
+        row, column = _column_at(data, exc.start)
         raise UnreadableFile(
-            f"{name} is not UTF-8 text (byte {exc.start}): save it as CSV UTF-8 and send it again"
+            f"{name} row {row} is not UTF-8 text (byte {data[exc.start]:#04x}): save the file as CSV UTF-8 and send it again",
+            unit=name, row_number=row, column=column,
         ) from exc
     if not data.strip():
-        raise UnreadableFile(f"{name} is empty: it needs a header row")
+        raise UnreadableFile(f"{name} is empty: it needs a header row", unit=name)
     try:
-        return pl.read_csv(io.BytesIO(data), infer_schema=False, truncate_ragged_lines=False)
+        frame = pl.read_csv(io.BytesIO(data), infer_schema=False, truncate_ragged_lines=False)
     except Exception as exc:  # polars raises several error types for malformed CSV
-        raise UnreadableFile(f"{name} is not a well-formed CSV file: {str(exc).splitlines()[0]}") from exc
+        raise _diagnose_csv(text, name) from exc
+    return frame.with_columns(_csv_row_numbers(text, frame.height))
+
+
+def _csv_row_numbers(text: str, height: int) -> pl.Series:
+    """The file row of each record. Quoted newlines make a record span lines, so count records, not lines."""
+    if "\"" not in text and "\n\n" not in text and "\r\n\r\n" not in text:
+        return pl.Series("_row_number", range(2, height + 2), dtype=pl.Int64)
+    reader = csv.reader(io.StringIO(text, newline=""))
+    next(reader, None)
+    numbers = []
+    start = reader.line_num + 1
+    for row in reader:
+        if row:
+            numbers.append(start)
+        start = reader.line_num + 1
+    return pl.Series("_row_number", numbers[:height], dtype=pl.Int64)
 
 
 def _cell_text(value: object) -> str | None:
@@ -103,9 +165,13 @@ def _read_xlsx(path: Path, display: str) -> list[tuple[str, pl.DataFrame]]:
             if header is None:
                 continue
             names = [str(h).strip() if h is not None else f"column_{i + 1}" for i, h in enumerate(header)]
-            body = [[_cell_text(v) for v in r] for r in rows if any(v is not None for v in r)]
+            body, numbers = [], []
+            for n, r in enumerate(rows, start=2):  # the sheet's own row numbers, blank rows counted
+                if any(v is not None for v in r):
+                    body.append([_cell_text(v) for v in r])
+                    numbers.append(n)
             frame = pl.DataFrame(body, schema=dict.fromkeys(names, pl.String), orient="row")
-            sheets.append((ws.title, frame))
+            sheets.append((ws.title, frame.with_columns(pl.Series("_row_number", numbers, dtype=pl.Int64))))
     finally:
         wb.close()
     return sheets

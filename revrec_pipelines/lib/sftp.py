@@ -16,6 +16,7 @@ times; authentication and host-key failures are never retried. Passwords never a
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import hashlib
 import logging
@@ -36,7 +37,7 @@ from urllib.parse import unquote, urlparse
 import paramiko
 from tenacity import RetryCallState, Retrying, retry_if_exception_type, stop_after_attempt, wait_exponential
 
-from revrec_pipelines.lib.sources import RemoteFile, SourceError, is_input_file
+from revrec_pipelines.lib.sources import RemoteFile, SkippedFile, SourceError, is_input_file
 
 log = logging.getLogger(__name__)
 
@@ -45,14 +46,6 @@ T = TypeVar("T")
 DEFAULT_PORT = 22
 DEFAULT_SETTLE_SECONDS = 2.0
 _CHUNK = 1 << 20
-
-
-@dataclass(frozen=True)
-class SkippedFile:
-    """A file left out of a listing, and why (shown to the operator, never imported this run)."""
-
-    path: str
-    reason: str
 
 
 @dataclass(frozen=True)
@@ -78,7 +71,9 @@ class SftpSettings:
 
     @property
     def uri(self) -> str:
-        path = self.root if self.root.startswith("/") else "/~" + ("" if self.root == "." else "/" + self.root)
+        path = (
+            self.root if self.root.startswith("/") else "/~" + ("" if self.root == "." else "/" + self.root)
+        )
         return f"sftp://{self.where}{path}"
 
     @classmethod
@@ -135,7 +130,9 @@ class SftpSettings:
         try:
             settle_seconds = float(settle) if settle not in (None, "") else DEFAULT_SETTLE_SECONDS
         except ValueError:
-            raise SourceError(f"REVREC_SFTP_SETTLE_SECONDS must be a number of seconds, not {settle!r}") from None
+            raise SourceError(
+                f"REVREC_SFTP_SETTLE_SECONDS must be a number of seconds, not {settle!r}"
+            ) from None
         if settle_seconds < 0:
             raise SourceError("REVREC_SFTP_SETTLE_SECONDS must not be negative")
 
@@ -213,10 +210,8 @@ class _Session:
     def close(self) -> None:
         client, self._client, self._sftp = self._client, None, None
         if client is not None:
-            try:
+            with contextlib.suppress(Exception):  # closing a dead connection may fail; it is gone anyway
                 client.close()
-            except Exception:  # closing a dead connection may fail; it is gone either way
-                pass
 
     def _connect(self) -> tuple[paramiko.SSHClient, paramiko.SFTPClient]:
         s = self.settings
@@ -523,10 +518,9 @@ class SftpDestination(_SftpEndpoint):
                 sftp.put(str(local_path), tmp, confirm=True)  # confirm: the uploaded size is checked
                 _replace(sftp, tmp, target)
             except BaseException:
-                try:
+                # Gone already, or the connection is: a leftover hidden .tmp is never imported.
+                with contextlib.suppress(Exception):
                     sftp.remove(tmp)
-                except Exception:  # gone already, or the connection is: a leftover .tmp is never imported
-                    pass
                 raise
 
         self._run(f"writing {name}", upload)

@@ -41,6 +41,14 @@ class RemoteFile:
         return f"mtime:{self.mtime:.6f}" if self.mtime is not None else "mtime:"
 
 
+@dataclass(frozen=True)
+class SkippedFile:
+    """A file a source left out of its last listing, and why (SFTP: still being written)."""
+
+    path: str
+    reason: str
+
+
 class FileSource(Protocol):
     uri: str
 

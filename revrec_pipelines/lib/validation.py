@@ -30,22 +30,30 @@ from revrec_pipelines.lib.filetypes import (
 ERROR_COLUMNS = {"row_number": pl.Int64, "column_name": pl.String, "value": pl.String, "reason": pl.String}
 ROW_OFFSET = 2  # the header is row 1 of the file; the first data row is row 2
 
+# Formats allow a sign so that a negative value gets the reason that matters ("must be greater than 0").
 _PATTERNS = {
     MONEY: (r"^-?\d{1,15}(\.\d{1,2})?$", "must be an amount with at most 2 decimals, written with '.' (e.g. 1250.00)"),
-    UNIT_PRICE: (r"^\d{1,12}(\.\d{1,6})?$", "must be a price of 0 or more with at most 6 decimals, written with '.'"),
-    QUANTITY: (r"^\d{1,12}(\.\d{1,6})?$", "must be a quantity with at most 6 decimals, written with '.'"),
-    RATE: (r"^\d{1,12}(\.\d{1,12})?$", "must be an exchange rate with at most 12 decimals, written with '.'"),
+    UNIT_PRICE: (r"^-?\d{1,12}(\.\d{1,6})?$", "must be a price with at most 6 decimals, written with '.'"),
+    QUANTITY: (r"^-?\d{1,12}(\.\d{1,6})?$", "must be a quantity with at most 6 decimals, written with '.'"),
+    RATE: (r"^-?\d{1,12}(\.\d{1,12})?$", "must be an exchange rate with at most 12 decimals, written with '.'"),
 }
 
 
 def _valid_date(data: pa.PolarsData) -> pl.LazyFrame:
     col = pl.col(data.key)
-    return data.lazyframe.select(col.is_null() | col.str.to_date("%Y-%m-%d", strict=False).is_not_null())
+    return data.lazyframe.select(
+        col.is_null() | (col.str.contains(r"^\d{4}-\d{2}-\d{2}$") & col.str.to_date("%Y-%m-%d", strict=False).is_not_null())
+    )
 
 
 def _positive(data: pa.PolarsData) -> pl.LazyFrame:
     col = pl.col(data.key)
-    return data.lazyframe.select(col.is_null() | col.str.contains(r"[1-9]"))
+    return data.lazyframe.select(col.is_null() | (~col.str.starts_with("-") & col.str.contains(r"[1-9]")))
+
+
+def _not_negative(data: pa.PolarsData) -> pl.LazyFrame:
+    col = pl.col(data.key)
+    return data.lazyframe.select(col.is_null() | ~col.str.starts_with("-") | ~col.str.contains(r"[1-9]"))
 
 
 def _checks(kind: str) -> list[pa.Check]:
@@ -56,6 +64,8 @@ def _checks(kind: str) -> list[pa.Check]:
         checks = [pa.Check.str_matches(pattern, error=message)]
         if kind in (QUANTITY, RATE):
             checks.append(pa.Check(_positive, error="must be greater than 0"))
+        if kind == UNIT_PRICE:
+            checks.append(pa.Check(_not_negative, error="must be 0 or more (prices cannot be negative)"))
         return checks
     if kind == CURRENCY:
         return [pa.Check.isin(sorted(ISO_4217), error="must be an ISO 4217 currency code such as USD or EUR")]
@@ -91,14 +101,16 @@ def normalize(ft: FileType, frame: pl.DataFrame) -> pl.DataFrame:
     return frame.select(exprs)
 
 
-def _failure_rows(failures: pl.DataFrame) -> pl.DataFrame:
+def _failure_rows(failures: pl.DataFrame, row_numbers: pl.Series) -> pl.DataFrame:
     reason = (
         pl.when(pl.col("check") == "not_nullable")
         .then(pl.lit("is required but empty"))
         .otherwise(pl.col("check"))
     )
-    return failures.filter(pl.col("index").is_not_null()).select(
-        (pl.col("index").cast(pl.Int64) + ROW_OFFSET).alias("row_number"),
+    lookup = pl.DataFrame({"index": pl.Series(range(len(row_numbers)), dtype=pl.Int64), "row_number": row_numbers.cast(pl.Int64)})
+    failures = failures.filter(pl.col("index").is_not_null()).with_columns(pl.col("index").cast(pl.Int64)).join(lookup, on="index")
+    return failures.select(
+        pl.col("row_number"),
         pl.col("column").alias("column_name"),
         pl.col("failure_case").cast(pl.String).alias("value"),
         reason.alias("reason"),
@@ -106,13 +118,18 @@ def _failure_rows(failures: pl.DataFrame) -> pl.DataFrame:
 
 
 def row_errors(ft: FileType, frame: pl.DataFrame) -> pl.DataFrame:
-    """Every problem a row has on its own, as (row_number, column_name, value, reason)."""
+    """Every problem a row has on its own, as (row_number, column_name, value, reason).
+
+    `frame` holds the unit's text columns and `_row_number`, the row of each record in its file.
+    """
     parts = []
+    row_numbers = frame["_row_number"]
+    values = frame.drop("_row_number")
     try:
-        schema_for(ft).validate(frame, lazy=True)
+        schema_for(ft).validate(values, lazy=True)
     except pa.errors.SchemaErrors as exc:
-        parts.append(_failure_rows(exc.failure_cases))
-    rows = frame.with_row_index("_i")
+        parts.append(_failure_rows(exc.failure_cases, row_numbers))
+    rows = frame.rename({"_row_number": "_i"}).with_columns(pl.col("_i").cast(pl.Int64) - ROW_OFFSET)
     for start, end in (("Service_Start_Date", "Service_End_Date"),):
         if start in frame.columns and end in frame.columns:
             s = pl.col(start).str.to_date("%Y-%m-%d", strict=False)

@@ -51,7 +51,10 @@ ErrorSpec = tuple[str, str, str, str]  # errorno, description, description2, cor
 ERR_SIGN_IN: ErrorSpec = ("XL03000006", "", "Sign-in information is incorrect", "")
 ERR_DEMO_EXPIRED: ErrorSpec = ("PL04000055", "", "This company is a demo company and has expired.", "")
 ERR_ROLLED_BACK: ErrorSpec = (
-    "XL03000009", "", "The entire transaction in this operation has been rolled back due to an error.", ""
+    "XL03000009",
+    "",
+    "The entire transaction in this operation has been rolled back due to an error.",
+    "",
 )
 # NOT IN THE REFERENCE: the wording for wrong sender credentials (code as in the transport-policy sample).
 ERR_SENDER: ErrorSpec = ("XL03000006", "", "Incorrect Intacct XML Partner ID or password.", "")
@@ -63,28 +66,81 @@ _XML_TYPE = "text/xml; charset=UTF-8"
 # v3.0/api.xsd sequences (tag, min, max; None = unbounded), as quoted in the reference §1.2.
 _REQUEST_SEQ = [("control", 1, 1), ("operation", 1, None)]
 _CONTROL_SEQ = [
-    ("appid", 0, 1), ("senderid", 1, 1), ("password", 0, 1), ("controlid", 1, 1), ("uniqueid", 0, 1),
-    ("dtdversion", 0, 1), ("policyid", 0, 1), ("debug", 0, 1), ("includewhitespace", 0, 1),
+    ("appid", 0, 1),
+    ("senderid", 1, 1),
+    ("password", 0, 1),
+    ("controlid", 1, 1),
+    ("uniqueid", 0, 1),
+    ("dtdversion", 0, 1),
+    ("policyid", 0, 1),
+    ("debug", 0, 1),
+    ("includewhitespace", 0, 1),
     ("showadditionalerrorinfo", 0, 1),
 ]
 _OPERATION_SEQ = [("authentication", 1, 1), ("preferences", 0, None), ("content", 0, None)]
-_LOGIN_SEQ = [("userid", 1, 1), ("companyid", 1, 1), ("password", 1, 1), ("clientid", 0, 1), ("locationid", 0, 1)]
+_LOGIN_SEQ = [
+    ("userid", 1, 1),
+    ("companyid", 1, 1),
+    ("password", 1, 1),
+    ("clientid", 0, 1),
+    ("locationid", 0, 1),
+]
 _GETAPISESSION_SEQ = [("locationid", 0, 1)]
 _READBYQUERY_CHILDREN = {"object", "query", "fields", "pagesize", "returnFormat", "docparid"}
 
 # GLBATCH / GLENTRY elements the SDKs write (reference §1.4 tables) plus the extras seen in use.
 _GLBATCH_FIELDS = {
-    "JOURNAL", "BATCH_DATE", "REVERSEDATE", "BATCH_TITLE", "HISTORY_COMMENT", "REFERENCENO",
-    "BASELOCATION_NO", "SUPDOCID", "STATE", "ENTRIES", "TAXIMPLICATIONS", "TAXSOLUTIONID",
+    "JOURNAL",
+    "BATCH_DATE",
+    "REVERSEDATE",
+    "BATCH_TITLE",
+    "HISTORY_COMMENT",
+    "REFERENCENO",
+    "BASELOCATION_NO",
+    "SUPDOCID",
+    "STATE",
+    "ENTRIES",
+    "TAXIMPLICATIONS",
+    "TAXSOLUTIONID",
 }
 _GLENTRY_FIELDS = {
-    "DOCUMENT", "ACCOUNTNO", "TR_TYPE", "TRX_AMOUNT", "CURRENCY", "EXCH_RATE_DATE", "EXCH_RATE_TYPE_ID",
-    "EXCHANGE_RATE", "ALLOCATION", "SPLIT", "LOCATION", "DEPARTMENT", "PROJECTID", "TASKID", "CUSTOMERID",
-    "VENDORID", "EMPLOYEEID", "ITEMID", "CLASSID", "CONTRACTID", "WAREHOUSEID", "DESCRIPTION", "BILLABLE",
-    "COSTTYPEID", "TAXENTRIES",
+    "DOCUMENT",
+    "ACCOUNTNO",
+    "TR_TYPE",
+    "TRX_AMOUNT",
+    "CURRENCY",
+    "EXCH_RATE_DATE",
+    "EXCH_RATE_TYPE_ID",
+    "EXCHANGE_RATE",
+    "ALLOCATION",
+    "SPLIT",
+    "LOCATION",
+    "DEPARTMENT",
+    "PROJECTID",
+    "TASKID",
+    "CUSTOMERID",
+    "VENDORID",
+    "EMPLOYEEID",
+    "ITEMID",
+    "CLASSID",
+    "CONTRACTID",
+    "WAREHOUSEID",
+    "DESCRIPTION",
+    "BILLABLE",
+    "COSTTYPEID",
+    "TAXENTRIES",
 }
-_QUERYABLE = ("RECORDNO", "BATCHNO", "BATCH_TITLE", "JOURNAL", "BATCH_DATE", "STATE", "WHENCREATED",
-              "REFERENCENO", "MEGAENTITYID")
+_QUERYABLE = (
+    "RECORDNO",
+    "BATCHNO",
+    "BATCH_TITLE",
+    "JOURNAL",
+    "BATCH_DATE",
+    "STATE",
+    "WHENCREATED",
+    "REFERENCENO",
+    "MEGAENTITYID",
+)
 _IA_DATE = re.compile(r"^\d{2}/\d{2}/\d{4}$")
 _AMOUNT = re.compile(r"^\d+(\.\d{1,2})?$")
 _CONDITION = re.compile(r"\s*\(?\s*([A-Za-z_][A-Za-z0-9_.]*)\s*=\s*'((?:[^'\\]|\\.)*)'\s*\)?\s*", re.DOTALL)
@@ -141,9 +197,14 @@ class GlBatchRecord:
 
     def field(self, name: str) -> str:
         values = {
-            "RECORDNO": self.recordno, "BATCHNO": str(self.batchno), "BATCH_TITLE": self.batch_title,
-            "JOURNAL": self.journal, "BATCH_DATE": self.batch_date, "STATE": self.state,
-            "WHENCREATED": self.when_created, "REFERENCENO": self.header.get("REFERENCENO", ""),
+            "RECORDNO": self.recordno,
+            "BATCHNO": str(self.batchno),
+            "BATCH_TITLE": self.batch_title,
+            "JOURNAL": self.journal,
+            "BATCH_DATE": self.batch_date,
+            "STATE": self.state,
+            "WHENCREATED": self.when_created,
+            "REFERENCENO": self.header.get("REFERENCENO", ""),
             "MEGAENTITYID": self.entity,
         }
         return values[name]
@@ -307,6 +368,7 @@ class IntacctGatewayEmulator:
         class Handler(BaseHTTPRequestHandler):
             protocol_version = "HTTP/1.1"
             timeout = 30  # idle keep-alive connections end on their own
+            disable_nagle_algorithm = True  # headers and body are separate writes
 
             def do_POST(self) -> None:  # noqa: N802 - http.server API
                 gateway._serve(self)
@@ -319,7 +381,12 @@ class IntacctGatewayEmulator:
 
         self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         self._server.daemon_threads = True
-        self._thread = threading.Thread(target=self._server.serve_forever, name="intacct-gateway", daemon=True)
+        self._thread = threading.Thread(
+            target=self._server.serve_forever,
+            kwargs={"poll_interval": 0.05},
+            name="intacct-gateway",
+            daemon=True,
+        )
         self._thread.start()
         return self
 
@@ -388,7 +455,9 @@ class IntacctGatewayEmulator:
 
     # ------------------------------------------------------------------ fault injection
 
-    def fail_http(self, status: int, *, times: int = 1, on: str | None = None, after_execute: bool = False) -> None:
+    def fail_http(
+        self, status: int, *, times: int = 1, on: str | None = None, after_execute: bool = False
+    ) -> None:
         """The next `times` requests (carrying function `on`) answer HTTP `status` (500, 502, 429, …).
 
         With `after_execute` the request is executed first (a proxy error after the work, like a 524).
@@ -410,7 +479,9 @@ class IntacctGatewayEmulator:
         """Refuse the next requests at the control level (response/control/status failure)."""
         self._add_fault(_Fault("control", on, times, error=error))
 
-    def fail_authentication(self, *, times: int = 1, on: str | None = None, error: ErrorSpec = ERR_SIGN_IN) -> None:
+    def fail_authentication(
+        self, *, times: int = 1, on: str | None = None, error: ErrorSpec = ERR_SIGN_IN
+    ) -> None:
         """Refuse the next requests at operation/authentication (login or session)."""
         self._add_fault(_Fault("auth", on, times, error=error))
 
@@ -513,7 +584,9 @@ class IntacctGatewayEmulator:
             SubElement(SubElement(root, "control"), "status").text = "failure"
             error = SubElement(SubElement(root, "errormessage"), "error")
             SubElement(error, "errorno").text = "GW-0010"
-            SubElement(error, "description").text = f"API rate limit exceeded [Request ID: {secrets.token_hex(6)}]"
+            SubElement(
+                error, "description"
+            ).text = f"API rate limit exceeded [Request ID: {secrets.token_hex(6)}]"
             _respond(handler, 429, _serialize(root), _XML_TYPE, close=True)
             return
         try:
@@ -533,8 +606,10 @@ class IntacctGatewayEmulator:
         except (SafeET.ParseError, DefusedXmlException, ValueError) as exc:
             raise _Invalid(f"XML Parse error: {exc}") from None
         if root.tag != "request":
-            raise _Invalid(f"XML Parse schema error: Element '{root.tag}': No matching global declaration available "
-                           "for the validation root.")
+            raise _Invalid(
+                f"XML Parse schema error: Element '{root.tag}': No matching global declaration available "
+                "for the validation root."
+            )
         _check_sequence(root, _REQUEST_SEQ)
         control = root.find("control")
         assert control is not None
@@ -546,12 +621,16 @@ class IntacctGatewayEmulator:
             raise _Invalid("XML Parse schema error: Element 'controlid': must be 1 to 256 characters.")
         uniqueid = control.findtext("uniqueid")
         if uniqueid is not None and uniqueid not in ("true", "false"):
-            raise _Invalid(f"XML Parse schema error: Element 'uniqueid': '{uniqueid}' is not a valid value of the "
-                           "atomic type 'xs:boolean'.")
+            raise _Invalid(
+                f"XML Parse schema error: Element 'uniqueid': '{uniqueid}' is not a valid value of the "
+                "atomic type 'xs:boolean'."
+            )
         dtdversion = control.findtext("dtdversion")
         if dtdversion is None:  # optional in the XSD, required by the requests page
-            raise _Invalid("XML Parse schema error: Element 'control': Missing child element(s). Expected is "
-                           "( dtdversion ).")
+            raise _Invalid(
+                "XML Parse schema error: Element 'control': Missing child element(s). Expected is "
+                "( dtdversion )."
+            )
         if dtdversion != "3.0":
             raise _Invalid(f"XML Parse schema error: dtdversion '{dtdversion}' is not emulated; use 3.0.")
 
@@ -559,15 +638,18 @@ class IntacctGatewayEmulator:
         for op in root.findall("operation"):
             transaction = op.get("transaction", "false")
             if transaction not in ("true", "false"):
-                raise _Invalid(f"XML Parse schema error: Attribute 'transaction': '{transaction}' is not a valid "
-                               "value.")
+                raise _Invalid(
+                    f"XML Parse schema error: Attribute 'transaction': '{transaction}' is not a valid value."
+                )
             _check_sequence(op, _OPERATION_SEQ)
             auth = op.find("authentication")
             assert auth is not None
             kinds = [child.tag for child in auth]
             if len(kinds) != 1 or kinds[0] not in ("login", "sessionid", "oauth"):
-                raise _Invalid("XML Parse schema error: Element 'authentication': Expected is one of ( login, "
-                               "sessionid, oauth ).")
+                raise _Invalid(
+                    "XML Parse schema error: Element 'authentication': Expected is one of ( login, "
+                    "sessionid, oauth )."
+                )
             login = None
             sessionid = None
             if kinds[0] == "login":
@@ -588,22 +670,32 @@ class IntacctGatewayEmulator:
             functions = []
             for content in op.findall("content"):
                 if len(content) == 0:
-                    raise _Invalid("XML Parse schema error: Element 'content': Missing child element(s). "
-                                   "Expected is ( function ).")
+                    raise _Invalid(
+                        "XML Parse schema error: Element 'content': Missing child element(s). "
+                        "Expected is ( function )."
+                    )
                 for fn in content:
                     if fn.tag != "function":
-                        raise _Invalid(f"XML Parse schema error: Element '{fn.tag}': This element is not "
-                                       "expected. Expected is ( function ).")
+                        raise _Invalid(
+                            f"XML Parse schema error: Element '{fn.tag}': This element is not "
+                            "expected. Expected is ( function )."
+                        )
                     fn_controlid = fn.get("controlid")
                     if fn_controlid is None:
-                        raise _Invalid("XML Parse schema error: Element 'function': The attribute 'controlid' "
-                                       "is required but missing.")
+                        raise _Invalid(
+                            "XML Parse schema error: Element 'function': The attribute 'controlid' "
+                            "is required but missing."
+                        )
                     if len(fn_controlid) > 256:
-                        raise _Invalid("XML Parse schema error: Element 'function', attribute 'controlid': "
-                                       "longer than 256 characters.")
+                        raise _Invalid(
+                            "XML Parse schema error: Element 'function', attribute 'controlid': "
+                            "longer than 256 characters."
+                        )
                     if len(fn) != 1:
-                        raise _Invalid("XML Parse schema error: Element 'function': exactly one function "
-                                       "element expected.")
+                        raise _Invalid(
+                            "XML Parse schema error: Element 'function': exactly one function "
+                            "element expected."
+                        )
                     name = fn[0].tag
                     if name == "getAPISession":
                         _check_sequence(fn[0], _GETAPISESSION_SEQ)
@@ -635,8 +727,12 @@ class IntacctGatewayEmulator:
     # ------------------------------------------------------------------ execution
 
     def _execute(self, env: _Envelope, record: LoggedRequest, fault: _Fault | None) -> bytes:
-        echo = {"senderid": env.senderid, "controlid": env.controlid, "uniqueid": env.uniqueid_text or "false",
-                "dtdversion": env.dtdversion}
+        echo = {
+            "senderid": env.senderid,
+            "controlid": env.controlid,
+            "uniqueid": env.uniqueid_text or "false",
+            "dtdversion": env.dtdversion,
+        }
         if fault is not None and fault.kind == "control":
             record.outcome = "control-failure"
             record.errornos.append(fault.error[0])
@@ -714,7 +810,9 @@ class IntacctGatewayEmulator:
             return _Auth(False, userid, companyid, entity, error=fault.error)
         if op.auth_kind == "login":
             if (login.get("userid"), login.get("companyid"), login.get("password")) != (
-                self.user_id, self.company_id, self.user_password
+                self.user_id,
+                self.company_id,
+                self.user_password,
             ):
                 return _Auth(False, userid, companyid, entity)
             if entity and self.entities is not None and entity not in self.entities:
@@ -739,10 +837,19 @@ class IntacctGatewayEmulator:
             # NOT IN THE REFERENCE: the shape of the uniqueid refusal. The requests page says the function
             # controlid "will be checked to determine if the operation was previously executed and completed";
             # the emulator refuses at result level with the sentence production clients match on.
-            return _Outcome("failure", fn.name, fn.controlid, errors=[(
-                DUPLICATE_ERRORNO, "",
-                f"A successful transaction has already been recorded with the control id {fn.controlid}.", "",
-            )])
+            return _Outcome(
+                "failure",
+                fn.name,
+                fn.controlid,
+                errors=[
+                    (
+                        DUPLICATE_ERRORNO,
+                        "",
+                        f"A successful transaction has already been recorded with the control id {fn.controlid}.",
+                        "",
+                    )
+                ],
+            )
         handlers: dict[str, Callable[[_Function, _Auth, list[str]], _Outcome]] = {
             "getAPISession": self._get_api_session,
             "create": self._create,
@@ -750,9 +857,19 @@ class IntacctGatewayEmulator:
         }
         handler = handlers.get(fn.name)
         if handler is None:
-            return _Outcome("failure", fn.name, fn.controlid, errors=[(
-                "EMU-UNKNOWN-FUNCTION", "", f"The emulator does not implement function {fn.name}.", "",
-            )])
+            return _Outcome(
+                "failure",
+                fn.name,
+                fn.controlid,
+                errors=[
+                    (
+                        "EMU-UNKNOWN-FUNCTION",
+                        "",
+                        f"The emulator does not implement function {fn.name}.",
+                        "",
+                    )
+                ],
+            )
         outcome = handler(fn, auth, names)
         if outcome.status == "success":
             self._executed.add(key)
@@ -769,18 +886,42 @@ class IntacctGatewayEmulator:
     def _get_api_session(self, fn: _Function, auth: _Auth, names: list[str]) -> _Outcome:
         if len(names) > 1:
             # The API-sessions page: "always isolate getAPISession in a single request". Enforced here.
-            return _Outcome("failure", fn.name, fn.controlid, errors=[(
-                "EMU-SESSION-NOT-ISOLATED", "", "getAPISession must be the only function in its request.", "",
-            )])
+            return _Outcome(
+                "failure",
+                fn.name,
+                fn.controlid,
+                errors=[
+                    (
+                        "EMU-SESSION-NOT-ISOLATED",
+                        "",
+                        "getAPISession must be the only function in its request.",
+                        "",
+                    )
+                ],
+            )
         location = fn.body.find("locationid")
         entity = (location.text or "").strip() if location is not None else auth.entity
         if entity and self.entities is not None and entity not in self.entities:
-            return _Outcome("failure", fn.name, fn.controlid, errors=[(
-                "EMU-UNKNOWN-ENTITY", "", f"Entity {entity} not found.", "",
-            )])
+            return _Outcome(
+                "failure",
+                fn.name,
+                fn.controlid,
+                errors=[
+                    (
+                        "EMU-UNKNOWN-ENTITY",
+                        "",
+                        f"Entity {entity} not found.",
+                        "",
+                    )
+                ],
+            )
         session_id = secrets.token_urlsafe(24) + ".."
         self._sessions[session_id] = _Session(
-            session_id, auth.userid, auth.companyid, entity, _iso(datetime.now().astimezone()),
+            session_id,
+            auth.userid,
+            auth.companyid,
+            entity,
+            _iso(datetime.now().astimezone()),
             datetime.now().timestamp() + self.session_ttl,
         )
         data = Element("data")
@@ -793,9 +934,19 @@ class IntacctGatewayEmulator:
     def _create(self, fn: _Function, auth: _Auth, names: list[str]) -> _Outcome:
         objects = list(fn.body)
         if len(objects) != 1 or objects[0].tag != "GLBATCH":
-            return _Outcome("failure", fn.name, fn.controlid, errors=[(
-                "EMU-UNSUPPORTED-OBJECT", "", "The emulator creates exactly one GLBATCH per create.", "",
-            )])
+            return _Outcome(
+                "failure",
+                fn.name,
+                fn.controlid,
+                errors=[
+                    (
+                        "EMU-UNSUPPORTED-OBJECT",
+                        "",
+                        "The emulator creates exactly one GLBATCH per create.",
+                        "",
+                    )
+                ],
+            )
         errors = self._validate_glbatch(objects[0])
         if errors:
             return _Outcome("failure", fn.name, fn.controlid, errors=errors)
@@ -804,7 +955,8 @@ class IntacctGatewayEmulator:
         entries_el = batch_el.find("ENTRIES")
         assert entries_el is not None
         entries = tuple(
-            GlEntryRecord({child.tag: child.text or "" for child in line if len(child) == 0}) for line in entries_el
+            GlEntryRecord({child.tag: child.text or "" for child in line if len(child) == 0})
+            for line in entries_el
         )
         recordno = str(self._next_recordno)
         self._next_recordno += 1
@@ -869,8 +1021,9 @@ class IntacctGatewayEmulator:
             if tr_type not in ("1", "-1"):
                 problems.append(f"Line {number}: TR_TYPE must be 1 (debit) or -1 (credit), not '{tr_type}'.")
             if not _AMOUNT.match(amount):
-                problems.append(f"Line {number}: TRX_AMOUNT '{amount}' is not a positive amount with at most "
-                                "2 decimals.")
+                problems.append(
+                    f"Line {number}: TRX_AMOUNT '{amount}' is not a positive amount with at most 2 decimals."
+                )
             elif tr_type == "1":
                 debit += Decimal(amount)
             elif tr_type == "-1":
@@ -893,7 +1046,11 @@ class IntacctGatewayEmulator:
                 raise _QueryFailed("readByQuery requires a query element")
             conditions = _parse_query(body.findtext("query") or "")
             fields_text = _text(body, "fields") or "*"
-            fields = list(_QUERYABLE) if fields_text == "*" else [f.strip().upper() for f in fields_text.split(",")]
+            fields = (
+                list(_QUERYABLE)
+                if fields_text == "*"
+                else [f.strip().upper() for f in fields_text.split(",")]
+            )
             for name in [*fields, *(c[0] for c in conditions)]:
                 if name not in _QUERYABLE:
                     raise _QueryFailed(f"Invalid field {name} for object GLBATCH")
@@ -909,8 +1066,14 @@ class IntacctGatewayEmulator:
         page = matches[: int(page_text)]
         # NOT IN THE REFERENCE: readByQuery's <data> attributes; taken from the .NET SDK's readByQuery
         # fixture (listtype, count, totalcount, numremaining, resultId), records named like the read sample.
-        data = Element("data", listtype=object_name, count=str(len(page)), totalcount=str(len(matches)),
-                       numremaining=str(len(matches) - len(page)), resultId="")
+        data = Element(
+            "data",
+            listtype=object_name,
+            count=str(len(page)),
+            totalcount=str(len(matches)),
+            numremaining=str(len(matches) - len(page)),
+            resultId="",
+        )
         for batch in page:
             record = SubElement(data, object_name)
             for name in fields:
@@ -977,10 +1140,14 @@ def _check_sequence(parent: Element, spec: list[tuple[str, int, int | None]]) ->
             count += 1
         if count < low:
             if i < len(children):
-                raise _Invalid(f"XML Parse schema error: Element '{children[i].tag}': This element is not "
-                               f"expected. Expected is ( {tag} ).")
-            raise _Invalid(f"XML Parse schema error: Element '{parent.tag}': Missing child element(s). "
-                           f"Expected is ( {tag} ).")
+                raise _Invalid(
+                    f"XML Parse schema error: Element '{children[i].tag}': This element is not "
+                    f"expected. Expected is ( {tag} )."
+                )
+            raise _Invalid(
+                f"XML Parse schema error: Element '{parent.tag}': Missing child element(s). "
+                f"Expected is ( {tag} )."
+            )
     if i < len(children):
         raise _Invalid(f"XML Parse schema error: Element '{children[i].tag}': This element is not expected.")
 
@@ -1018,8 +1185,10 @@ def _parse_query(query: str) -> list[tuple[str, str]]:
     while position < len(query):
         match = _CONDITION.match(query, position)
         if match is None:
-            raise _QueryFailed(f"The emulator understands FIELD = 'value' joined by AND; cannot read: "
-                               f"{query[position:][:60]}")
+            raise _QueryFailed(
+                f"The emulator understands FIELD = 'value' joined by AND; cannot read: "
+                f"{query[position:][:60]}"
+            )
         conditions.append((match.group(1).upper(), re.sub(r"\\(.)", r"\1", match.group(2), flags=re.DOTALL)))
         position = match.end()
         if position < len(query):

@@ -347,7 +347,10 @@ class RilletEmulator:
 
     def start(self) -> RilletEmulator:
         self._thread = threading.Thread(
-            target=self._server.serve_forever, name="rillet-emulator", daemon=True
+            target=self._server.serve_forever,
+            kwargs={"poll_interval": 0.05},
+            name="rillet-emulator",
+            daemon=True,
         )
         self._thread.start()
         return self
@@ -726,6 +729,7 @@ class _Dropped(Exception):
 def _handler_for(emulator: RilletEmulator) -> type[BaseHTTPRequestHandler]:
     class Handler(BaseHTTPRequestHandler):
         protocol_version = "HTTP/1.1"
+        disable_nagle_algorithm = True  # headers and body go out in two writes: no 40 ms delayed-ACK stall
         server_version = "RilletEmulator/1"
 
         def log_message(self, format: str, *args: Any) -> None:  # quiet
@@ -1283,7 +1287,7 @@ def sample_seed() -> dict[str, list[dict[str, Any]]]:
         field("Location", {"LOC-NY": False, "LOC-OLD": True}),
         field("Department", ["DEP-SALES"]),
     ]
-    acme = customer("Globex Corporation", external_id="CUST-001", updated_at="2025-01-05T10:00:00Z")
+    globex = customer("Globex Corporation", external_id="CUST-001", updated_at="2025-01-05T10:00:00Z")
     initech = customer("Initech LLC", external_id="CUST-002", updated_at="2025-02-10T09:30:00Z")
     saas = product(
         "Platform subscription",
@@ -1320,7 +1324,7 @@ def sample_seed() -> dict[str, list[dict[str, Any]]]:
     )
     deal = contract(
         "Globex 2025",
-        customer_id=acme["id"],
+        customer_id=globex["id"],
         subsidiary_id=us["id"],
         items=[subscription, setup],
         start_date="2025-01-01",
@@ -1329,7 +1333,7 @@ def sample_seed() -> dict[str, list[dict[str, Any]]]:
     )
     inv = invoice(
         "INV-1001",
-        customer_id=acme["id"],
+        customer_id=globex["id"],
         subsidiary_id=us["id"],
         contract_id=deal["id"],
         invoice_date="2025-01-01",
@@ -1356,7 +1360,7 @@ def sample_seed() -> dict[str, list[dict[str, Any]]]:
     )
     memo = credit_memo(
         "CM-1001",
-        customer_id=acme["id"],
+        customer_id=globex["id"],
         subsidiary_id=us["id"],
         credit_memo_date="2025-02-01",
         items=[
@@ -1376,7 +1380,7 @@ def sample_seed() -> dict[str, list[dict[str, Any]]]:
         "subsidiaries": [us],
         "accounts": accounts,
         "fields": fields,
-        "customers": [acme, initech],
+        "customers": [globex, initech],
         "products": [saas, onboarding],
         "contracts": [deal],
         "invoices": [inv],
