@@ -106,6 +106,11 @@ def cmd_reopen(args) -> None:
     print(f"reopened {args.period} and every later closed period")
 
 
+def cmd_post(args) -> None:
+    config = {"period": args.period} if args.period else {}
+    run_job("post_journals", {"ops": {"post_journals_op": {"config": config}}})
+
+
 def cmd_not_available(what: str, issue: str):
     def run(_args) -> None:
         raise CliError(f"{what} is not available in this version yet ({issue})")
@@ -149,7 +154,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.set_defaults(func=cmd_not_available("export-continuous", "the continuous export"))
     s = sub.add_parser("post", help="post Pending and Failed journal entries")
     s.add_argument("--period", help="YYYYMM")
-    s.set_defaults(func=cmd_not_available("post", "journal posting"))
+    s.set_defaults(func=cmd_post)
     s = sub.add_parser("generate", help="realistic synthetic input files")
     s.add_argument("--lines", type=int, required=True)
     s.add_argument("--seed", type=int, default=1)

@@ -11,6 +11,8 @@ from revrec_pipelines.defs.ingest.assets import raw_inputs
 from revrec_pipelines.defs.ingest.schedules import build_import_schedule
 from revrec_pipelines.defs.ingest.sensors import new_file_sensor
 from revrec_pipelines.defs.jobs import jobs
+from revrec_pipelines.defs.posting.assets import journal_postings, post_journals
+from revrec_pipelines.defs.posting.resources import build_posting_resources
 from revrec_pipelines.defs.resources import build_resources
 from revrec_pipelines.defs.revrec.assets import revrec_assets
 from revrec_pipelines.defs.revrec.checks import ingest_checks, revrec_checks
@@ -18,12 +20,12 @@ from revrec_pipelines.defs.revrec.checks import ingest_checks, revrec_checks
 
 def build_definitions() -> dg.Definitions:
     return dg.Definitions(
-        assets=[raw_inputs, *revrec_assets, closed_periods, close_period_exports],
+        assets=[raw_inputs, *revrec_assets, closed_periods, close_period_exports, journal_postings],
         asset_checks=[*revrec_checks, *ingest_checks],
-        jobs=jobs,
+        jobs=[*jobs, post_journals],
         schedules=[build_import_schedule()],
         sensors=[new_file_sensor, period_closed_sensor],
-        resources=build_resources(),
+        resources={**build_resources(), **build_posting_resources()},
         executor=dg.in_process_executor,
     )
 

@@ -42,7 +42,12 @@ def _close_config(period):
 
 
 def _outputs_config(period):
-    return {"ops": {"close_period_exports": {"config": {"period": str(period)}}}}
+    return {
+        "ops": {
+            "close_period_exports": {"config": {"period": str(period)}},
+            "journal_postings": {"config": {"period": str(period)}},
+        }
+    }
 
 
 def _snapshot(path: Path) -> dict:

@@ -9,7 +9,12 @@ INLINE_TAG = "revrec/close_outputs"  # set to "inline" by `revrec close`, which 
 
 
 def close_outputs_run_config(period: int) -> dict:
-    return {"ops": {"close_period_exports": {"config": {"period": str(period)}}}}
+    return {
+        "ops": {
+            "close_period_exports": {"config": {"period": str(period)}},
+            "journal_postings": {"config": {"period": str(period)}},
+        }
+    }
 
 
 @dg.asset_sensor(
