@@ -106,6 +106,10 @@ def cmd_reopen(args) -> None:
     print(f"reopened {args.period} and every later closed period")
 
 
+def cmd_sync_rillet(args) -> None:
+    run_job("rillet_sync", {"ops": {"rillet_objects": {"config": {"full": bool(args.full)}}}})
+
+
 def cmd_post(args) -> None:
     config = {"period": args.period} if args.period else {}
     run_job("post_journals", {"ops": {"post_journals_op": {"config": config}}})
@@ -141,7 +145,8 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--full", action="store_true", help="reload every file (incremental off); still idempotent")
     s.set_defaults(func=cmd_import)
     s = sub.add_parser("sync-rillet", help="the Rillet sync job (incremental)")
-    s.set_defaults(func=cmd_not_available("sync-rillet", "the Rillet connector"))
+    s.add_argument("--full", action="store_true", help="re-read and re-map every object")
+    s.set_defaults(func=cmd_sync_rillet)
     s = sub.add_parser("close", help="close a period: checks, freeze, close-period exports, posting when on")
     s.add_argument("period", help="YYYYMM")
     s.add_argument("--by", default=os.environ.get("USER", "revrec-cli"), help="who closes (audit)")

@@ -14,16 +14,17 @@ from revrec_pipelines.defs.jobs import jobs
 from revrec_pipelines.defs.posting.assets import journal_postings, post_journals
 from revrec_pipelines.defs.posting.resources import build_posting_resources
 from revrec_pipelines.defs.resources import build_resources
+from revrec_pipelines.defs.rillet.assets import rillet_objects, rillet_sync_job, rillet_sync_schedule
 from revrec_pipelines.defs.revrec.assets import revrec_assets
 from revrec_pipelines.defs.revrec.checks import ingest_checks, revrec_checks
 
 
 def build_definitions() -> dg.Definitions:
     return dg.Definitions(
-        assets=[raw_inputs, *revrec_assets, closed_periods, close_period_exports, journal_postings],
+        assets=[raw_inputs, rillet_objects, *revrec_assets, closed_periods, close_period_exports, journal_postings],
         asset_checks=[*revrec_checks, *ingest_checks],
-        jobs=[*jobs, post_journals],
-        schedules=[build_import_schedule()],
+        jobs=[*jobs, post_journals, rillet_sync_job],
+        schedules=[build_import_schedule(), rillet_sync_schedule],
         sensors=[new_file_sensor, period_closed_sensor],
         resources={**build_resources(), **build_posting_resources()},
         executor=dg.in_process_executor,

@@ -154,3 +154,24 @@ def test_import_schedule_settings():
     assert schedule.cron_schedule == "30 6 * * 1" and schedule.execution_timezone == "Europe/Paris"
     with pytest.raises(SettingsError):
         Settings.from_env({"REVREC_POSTING": "sap"})
+
+
+def test_rillet_sync_job_maps_rillet_contracts_into_the_revenue_tables(env, monkeypatch):
+    from revrec_pipelines_tests.emulators.rillet_emulator import RilletEmulator, sample_seed
+
+    with RilletEmulator(api_key="sync-key") as emu:
+        emu.seed(**sample_seed())
+        monkeypatch.setenv("RILLET_BASE_URL", emu.base_url)
+        monkeypatch.setenv("RILLET_API_KEY", "sync-key")
+        defs = _defs()
+        instance = dg.DagsterInstance.ephemeral()
+        result = _run(defs, instance, "rillet_sync", {"ops": {"rillet_objects": {"config": {"full": False}}}})
+        assert result.success
+        assert all("sync-key" not in str(e) for e in result.all_events)
+    con = duckdb.connect(str(env / "w.duckdb"), read_only=True)
+    try:
+        contracts = con.execute("SELECT count(*) FROM raw_sales_orders WHERE _source = 'rillet'").fetchall()[0][0]
+        assert contracts > 0
+        assert con.execute("SELECT count(*) FROM line_periods").fetchall()[0][0] > 0
+    finally:
+        con.close()

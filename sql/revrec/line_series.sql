@@ -10,8 +10,11 @@ WHERE Revenue_Rule <> 'usage' AND Sales_Order_Item_Id NOT IN (SELECT Sales_Order
 UNION ALL
 -- each commission amortizes on its line's pattern; what falls before its own month is caught up there
 SELECT 'amortization', c.Sales_Order_Item_Id, CAST(c.Commission_Date AS VARCHAR), month_index(c.Commission_Date), cents(c.Amount),
+       -- a usage line expenses its commission at once, in the commission's own month
        CASE WHEN l.Revenue_Rule = 'usage' THEN 'point_in_time' ELSE l.Revenue_Rule END,
-       l.Service_Start_Date, l.Service_End_Date, l.start_mi, l.end_mi
+       l.Service_Start_Date, l.Service_End_Date,
+       CASE WHEN l.Revenue_Rule = 'usage' THEN month_index(c.Commission_Date) ELSE l.start_mi END,
+       CASE WHEN l.Revenue_Rule = 'usage' THEN month_index(c.Commission_Date) ELSE l.end_mi END
 FROM raw_commissions c JOIN order_lines l USING (Sales_Order_Item_Id)
 WHERE c._is_current AND c.Sales_Order_Item_Id NOT IN (SELECT Sales_Order_Item_Id FROM held_lines);
 
