@@ -59,7 +59,7 @@ def write_close_exports(
         for export_type, source in CLOSE_EXPORT_SOURCES.items():
             name = f"closedperiodexport-{export_type}-{period}.csv"
             local = Path(tmp) / name
-            query = sql.render(f"exports/close_{export_type}", period=period, source=source)
+            query = sql.render(f"exports/{export_type}", rows=f"Actg_Period = {period}", source=source)
             rows = copy_query_to_csv(con, query, local)
             destination.write_file(name, local)
             files.append(ExportedFile(export_type, name, rows))

@@ -1,4 +1,4 @@
--- Close-period export: orders of {period} (SPEC §6): every line with Order_Date ≤ the end of the period.
+-- Export rows (close-period and continuous exports, SPEC §6): orders (SPEC §6): every line with Order_Date ≤ the end of the period.
 SELECT Actg_Period, fmt_text(Sales_Order_Id) AS Sales_Order_Id, fmt_text(Sales_Order_Item_Id) AS Sales_Order_Item_Id,
        fmt_text(Product_Id) AS Product_Id, fmt_text(Customer_Id) AS Customer_Id, Order_Date,
        fmt_money(Bookings_Amount) AS Bookings_Amount, fmt_plain(Quantity) AS Quantity, fmt_plain(List_Price) AS List_Price,
@@ -6,6 +6,6 @@ SELECT Actg_Period, fmt_text(Sales_Order_Id) AS Sales_Order_Id, fmt_text(Sales_O
        CASE WHEN IsActive THEN 'true' ELSE 'false' END AS IsActive, Service_Start_Date, Service_End_Date,
        fmt_money(MRR) AS MRR, fmt_money(Duration_Hundredths) AS Duration, Currency,
        fmt_text(Reference_Invoice_Number) AS Reference_Invoice_Number
-FROM {source}
-WHERE Actg_Period = {period}
-ORDER BY {source}.Actg_Period, {source}.Sales_Order_Id, {source}.Sales_Order_Item_Id
+FROM {source} AS src
+WHERE {rows}
+ORDER BY src.Actg_Period, src.Sales_Order_Id, src.Sales_Order_Item_Id

@@ -1,4 +1,4 @@
--- Close-period export: unearned_revenue_rollforward of {period} (SPEC §6), line currency.
+-- Export rows (close-period and continuous exports, SPEC §6): unearned_revenue_rollforward (SPEC §6), line currency.
 SELECT Actg_Period, fmt_text(Reference_Invoice_Number) AS Reference_Invoice_Number, fmt_text(Sales_Order_Id) AS Sales_Order_Id,
        fmt_text(Sales_Order_Item_Id) AS Sales_Order_Item_Id, fmt_text(Product_Code) AS Product_Code,
        fmt_text(Product_Name) AS Product_Name, Contract_Date, Currency, fmt_text(Customer_Id) AS Current_Customer_Id,
@@ -9,9 +9,9 @@ SELECT Actg_Period, fmt_text(Reference_Invoice_Number) AS Reference_Invoice_Numb
        fmt_money(Ending_Unearned_Revenue) AS Ending_Unearned_Revenue,
        fmt_money(Beginning_Unbilled_Receivable) AS Beginning_Unbilled_Receivable,
        fmt_money(Ending_Unbilled_Receivable) AS Ending_Unbilled_Receivable
-FROM {source}
-WHERE Actg_Period = {period}
+FROM {source} AS src
+WHERE {rows}
   AND (Beginning_Unearned_Revenue <> 0 OR New_Billing <> 0 OR Revenue <> 0 OR Foreign_Currency_Change <> 0
        OR Adjustment_To_Unearned_Revenue <> 0 OR Ending_Unearned_Revenue <> 0
        OR Beginning_Unbilled_Receivable <> 0 OR Ending_Unbilled_Receivable <> 0)
-ORDER BY {source}.Actg_Period, {source}.Sales_Order_Id, {source}.Sales_Order_Item_Id
+ORDER BY src.Actg_Period, src.Sales_Order_Id, src.Sales_Order_Item_Id

@@ -1,8 +1,8 @@
--- Close-period export: journals of {period} (SPEC §6), home currency; one net line per account type.
+-- Export rows (close-period and continuous exports, SPEC §6): journals (SPEC §6), home currency; one net line per account type.
 SELECT Actg_Period, fmt_text(Sales_Order_Id) AS Sales_Order_Id, fmt_text(Sales_Order_Item_Id) AS Sales_Order_Item_Id,
        fmt_text(Account_Id) AS Account_Id, fmt_text(Product_Id) AS Product_Id, fmt_text(Customer_Id) AS Customer_Id,
        fmt_text(Link_Id) AS Link_Id, fmt_text(Class) AS Class, Account_Type,
        fmt_money(greatest(-Net_Debit, 0)) AS Credit_Amount, fmt_money(greatest(Net_Debit, 0)) AS Debit_Amount, Currency
-FROM {source}
-WHERE Actg_Period = {period} AND Net_Debit <> 0
-ORDER BY {source}.Actg_Period, {source}.Sales_Order_Id, {source}.Sales_Order_Item_Id, {source}.Account_Type
+FROM {source} AS src
+WHERE {rows} AND Net_Debit <> 0
+ORDER BY src.Actg_Period, src.Sales_Order_Id, src.Sales_Order_Item_Id, src.Account_Type
