@@ -106,6 +106,13 @@ def cmd_reopen(args) -> None:
     print(f"reopened {args.period} and every later closed period")
 
 
+def cmd_export_continuous(_args) -> None:
+    result = run_job("continuous_export_job")
+    mat = [e for e in result.all_events if e.is_step_materialization]
+    version = mat[-1].event_specific_data.materialization.metadata.get("version") if mat else None
+    print(f"continuous export: {getattr(version, 'value', version)}")
+
+
 def cmd_sync_rillet(args) -> None:
     run_job("rillet_sync", {"ops": {"rillet_objects": {"config": {"full": bool(args.full)}}}})
 
@@ -156,7 +163,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--by", default=os.environ.get("USER", "revrec-cli"), help="who reopens (audit)")
     s.set_defaults(func=cmd_reopen)
     s = sub.add_parser("export-continuous", help="the continuous export job")
-    s.set_defaults(func=cmd_not_available("export-continuous", "the continuous export"))
+    s.set_defaults(func=cmd_export_continuous)
     s = sub.add_parser("post", help="post Pending and Failed journal entries")
     s.add_argument("--period", help="YYYYMM")
     s.set_defaults(func=cmd_post)

@@ -53,6 +53,9 @@ def test_jobs_sensors_and_schedules():
     assert {"import_files", "compute_revrec", "close_period", "close_outputs", "reopen_period_job"} <= names
     assert defs.resolve_schedule_def("import_schedule").cron_schedule == "0 0 * * *"
     assert defs.resolve_schedule_def("import_schedule").execution_timezone == "America/New_York"
+    continuous = defs.resolve_schedule_def("continuous_export_schedule")
+    assert (continuous.cron_schedule, continuous.execution_timezone) == ("0 23 * * *", "UTC")
+    assert {"continuous_export_job", "post_journals", "rillet_sync"} <= names
     assert defs.resolve_sensor_def("new_file_sensor")
     assert defs.resolve_sensor_def("period_closed_sensor")
 

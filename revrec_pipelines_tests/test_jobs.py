@@ -175,3 +175,15 @@ def test_rillet_sync_job_maps_rillet_contracts_into_the_revenue_tables(env, monk
         assert con.execute("SELECT count(*) FROM line_periods").fetchall()[0][0] > 0
     finally:
         con.close()
+
+
+def test_continuous_export_job_writes_a_version_then_nothing(env):
+    defs = _defs()
+    instance = dg.DagsterInstance.ephemeral()
+    shutil.copytree(EXAMPLE / "batch1", env / "inbox" / "batch1")
+    assert _run(defs, instance, "import_files").success
+    assert _run(defs, instance, "continuous_export_job").success
+    written = sorted(p.name for p in (env / "exports").glob("continuousexport-*"))
+    assert "continuousexport-control-000001.csv" in written and "continuousexport-revenue-000001.csv" in written
+    assert _run(defs, instance, "continuous_export_job").success
+    assert sorted(p.name for p in (env / "exports").glob("continuousexport-*")) == written

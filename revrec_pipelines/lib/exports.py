@@ -38,6 +38,17 @@ def utc_timestamp(now: datetime | None = None) -> str:
     return now.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
+KEY_COLUMNS = "_item, _s0, _s1, _s2, _s3"
+
+
+def file_query(export_query: str, extra_columns: str = "") -> str:
+    """The rows of an export query as written: sorted by their raw key (code point), key columns dropped."""
+    return (
+        f"SELECT * EXCLUDE ({KEY_COLUMNS}){extra_columns} FROM ({export_query}) "
+        "ORDER BY _s0 NULLS FIRST, _s1, _s2, _s3 NULLS FIRST"
+    )
+
+
 def copy_query_to_csv(con: duckdb.DuckDBPyConnection, query: str, path: Path) -> int:
     con.execute(f"COPY ({query}) TO '{path.as_posix()}' (FORMAT csv, HEADER, DELIMITER ',', QUOTE '\"')")
     with open(path, "rb") as f:
@@ -60,7 +71,7 @@ def write_close_exports(
             name = f"closedperiodexport-{export_type}-{period}.csv"
             local = Path(tmp) / name
             query = sql.render(f"exports/{export_type}", rows=f"Actg_Period = {period}", source=source)
-            rows = copy_query_to_csv(con, query, local)
+            rows = copy_query_to_csv(con, file_query(query), local)
             destination.write_file(name, local)
             files.append(ExportedFile(export_type, name, rows))
         name = f"closedperiodexport-control-{period}.csv"

@@ -12,7 +12,7 @@ import duckdb
 from revrec_pipelines.lib import sql
 from revrec_pipelines.lib.filetypes import FILE_TYPES, SQL_TYPES, FileType
 
-SCHEMA_FILES = ("schema/ingest", "schema/revrec", "schema/close", "schema/posting", "schema/rillet")
+SCHEMA_FILES = ("schema/ingest", "schema/revrec", "schema/close", "schema/posting", "schema/rillet", "schema/continuous")
 
 
 def raw_table_ddl(ft: FileType) -> list[str]:

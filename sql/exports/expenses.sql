@@ -2,8 +2,9 @@
 SELECT Actg_Period, fmt_text(Sales_Order_Id) AS Sales_Order_Id, fmt_text(Sales_Order_Item_Id) AS Sales_Order_Item_Id,
        fmt_text(Product_Id) AS Product_Id, fmt_money(Beginning_Deferred_Expense) AS Beginning_Deferred_Expense,
        fmt_money(New_Commissions) AS New_Commissions, fmt_money(Commission_Amortization) AS Commission_Amortization,
-       fmt_money(Ending_Deferred_Expense) AS Ending_Deferred_Expense
+       fmt_money(Ending_Deferred_Expense) AS Ending_Deferred_Expense,
+       -- raw keys: the item (for continuous exports) and the sort order, dropped from the file
+       src.Sales_Order_Item_Id AS _item, src.Actg_Period AS _s0, src.Sales_Order_Id AS _s1, src.Sales_Order_Item_Id AS _s2, NULL AS _s3
 FROM {source} AS src
 WHERE {rows}
   AND (Beginning_Deferred_Expense <> 0 OR New_Commissions <> 0 OR Commission_Amortization <> 0 OR Ending_Deferred_Expense <> 0)
-ORDER BY src.Actg_Period, src.Sales_Order_Id, src.Sales_Order_Item_Id

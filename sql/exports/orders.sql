@@ -5,7 +5,8 @@ SELECT Actg_Period, fmt_text(Sales_Order_Id) AS Sales_Order_Id, fmt_text(Sales_O
        fmt_plain(Sale_Price) AS Sale_Price, fmt_money(Allocated_Revenue) AS Allocated_Revenue,
        CASE WHEN IsActive THEN 'true' ELSE 'false' END AS IsActive, Service_Start_Date, Service_End_Date,
        fmt_money(MRR) AS MRR, fmt_money(Duration_Hundredths) AS Duration, Currency,
-       fmt_text(Reference_Invoice_Number) AS Reference_Invoice_Number
+       fmt_text(Reference_Invoice_Number) AS Reference_Invoice_Number,
+       -- raw keys: the item (for continuous exports) and the sort order, dropped from the file
+       src.Sales_Order_Item_Id AS _item, src.Actg_Period AS _s0, src.Sales_Order_Id AS _s1, src.Sales_Order_Item_Id AS _s2, NULL AS _s3
 FROM {source} AS src
 WHERE {rows}
-ORDER BY src.Actg_Period, src.Sales_Order_Id, src.Sales_Order_Item_Id

@@ -8,10 +8,11 @@ SELECT Actg_Period, fmt_text(Reference_Invoice_Number) AS Reference_Invoice_Numb
        fmt_money(Adjustment_To_Unearned_Revenue) AS Adjustment_To_Unearned_Revenue,
        fmt_money(Ending_Unearned_Revenue) AS Ending_Unearned_Revenue,
        fmt_money(Beginning_Unbilled_Receivable) AS Beginning_Unbilled_Receivable,
-       fmt_money(Ending_Unbilled_Receivable) AS Ending_Unbilled_Receivable
+       fmt_money(Ending_Unbilled_Receivable) AS Ending_Unbilled_Receivable,
+       -- raw keys: the item (for continuous exports) and the sort order, dropped from the file
+       src.Sales_Order_Item_Id AS _item, src.Actg_Period AS _s0, src.Sales_Order_Id AS _s1, src.Sales_Order_Item_Id AS _s2, NULL AS _s3
 FROM {source} AS src
 WHERE {rows}
   AND (Beginning_Unearned_Revenue <> 0 OR New_Billing <> 0 OR Revenue <> 0 OR Foreign_Currency_Change <> 0
        OR Adjustment_To_Unearned_Revenue <> 0 OR Ending_Unearned_Revenue <> 0
        OR Beginning_Unbilled_Receivable <> 0 OR Ending_Unbilled_Receivable <> 0)
-ORDER BY src.Actg_Period, src.Sales_Order_Id, src.Sales_Order_Item_Id

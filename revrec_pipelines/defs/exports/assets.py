@@ -61,3 +61,56 @@ def close_period_exports(
             ),
         }
     )
+
+
+@dg.asset(
+    group_name="exports",
+    kinds={"csv"},
+    pool=WAREHOUSE_POOL,
+    deps=["line_periods", "journal_lines", "invoice_register", "orders", "held_lines"],
+    description=(
+        "Continuous export: each run with a change writes continuousexport-<type>-<Version>.csv with every row (all "
+        "periods) of each contract line whose rows of that type changed since they were last exported, plus a "
+        "control file; a consumer that replaces a line's rows by those of its latest Version rebuilds the tables. "
+        "Journals go out once their period is closed; held lines wait for their rate. No change, no files."
+    ),
+)
+def continuous_export(context: dg.AssetExecutionContext, warehouse: Warehouse, revrec: RevrecSettings) -> dg.MaterializeResult:
+    from revrec_pipelines.lib.continuous import run_continuous_export
+
+    try:
+        destination = open_destination(revrec.export_dest)
+    except SourceError as exc:
+        raise dg.Failure(description=str(exc)) from exc
+    with warehouse.connect() as con:
+        try:
+            result = run_continuous_export(con, destination, progress=context.log.info)
+        except SourceError as exc:
+            raise dg.Failure(description=f"Continuous export failed, nothing recorded (the next run writes the same version): {exc}") from exc
+    return dg.MaterializeResult(
+        metadata={
+            "version": dg.MetadataValue.int(result.version) if result.version else dg.MetadataValue.text("no change"),
+            "candidates": dg.MetadataValue.int(result.candidates),
+            "lines_by_type": dg.MetadataValue.json(result.items_by_type),
+            "tombstones": dg.MetadataValue.int(result.tombstones),
+            "files": dg.MetadataValue.md("\n".join(f"- {f}" for f in result.files) or "_none_"),
+            "destination": dg.MetadataValue.text(destination.uri),
+        }
+    )
+
+
+continuous_export_job = dg.define_asset_job(
+    "continuous_export_job",
+    selection=dg.AssetSelection.assets("continuous_export"),
+    description="Write the continuous export change files (SPEC §6) for everything that changed since the last run.",
+    tags={"revrec/job": "continuous_export"},
+)
+
+continuous_export_schedule = dg.ScheduleDefinition(
+    name="continuous_export_schedule",
+    job=continuous_export_job,
+    cron_schedule="0 23 * * *",
+    execution_timezone="UTC",
+    default_status=dg.DefaultScheduleStatus.RUNNING,
+    description="Continuous export daily at 23:00 UTC.",
+)

@@ -1,0 +1,182 @@
+"""Continuous export (SPEC §6): versioned change files from which a consumer rebuilds the tables exactly.
+
+Each run that finds a change gets the next Version and writes, per type, every row (all periods) of each
+contract line whose rows of that type changed since they were last exported, plus `Version`; a line whose
+rows vanished (held, or now all zero) gets one tombstone row. Candidates come from what changed in the
+inputs since the last run (lines, invoices, usage, commissions, rates, products, customers, mappings,
+closes); a checksum of each candidate's rows confirms a real change. Files are written first and the
+state is recorded afterwards in one transaction, so a crash in between rewrites the same Version on the
+next run: no version is lost or repeated.
+"""
+
+from __future__ import annotations
+
+import json
+import tempfile
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+
+import duckdb
+
+from revrec_pipelines.lib import sql
+from revrec_pipelines.lib.exports import KEY_COLUMNS, copy_query_to_csv, file_query, utc_timestamp
+from revrec_pipelines.lib.periods import next_period
+from revrec_pipelines.lib.sources import ExportDestination
+
+EXPORT_TYPES = (
+    "unearned_revenue_rollforward",
+    "revenue",
+    "deferred_revenue_balance",
+    "orders",
+    "journals",
+    "invoices",
+    "expenses",
+    "revenue_backlog",
+)
+LINE_PERIOD_TYPES = {"unearned_revenue_rollforward", "revenue", "deferred_revenue_balance", "expenses", "revenue_backlog"}
+
+
+@dataclass
+class ContinuousResult:
+    version: int | None  # None: nothing changed, nothing written
+    files: list[str] = field(default_factory=list)
+    items_by_type: dict[str, int] = field(default_factory=dict)  # (type, item) pairs written, tombstones included
+    tombstones: int = 0
+    candidates: int = 0
+
+
+def _scalar(con, query: str, params=None):
+    return con.execute(query, params or []).fetchall()[0][0]
+
+
+def _sources(con) -> dict[str, str]:
+    """Per type, the rows a consumer should hold now (all periods), restricted to candidate lines."""
+    last_closed = _scalar(con, "SELECT max(period) FROM closed_periods")
+    if last_closed is not None:
+        open_period = next_period(last_closed)
+    else:
+        # before the first close the ledger's first period is the first open one
+        open_period = _scalar(con, "SELECT coalesce(min(Actg_Period), CAST(strftime(current_date, '%Y%m') AS INTEGER)) FROM line_periods")
+    candidate = (
+        "Sales_Order_Item_Id IN (SELECT Sales_Order_Item_Id FROM ce_candidates) "
+        "AND Sales_Order_Item_Id NOT IN (SELECT Sales_Order_Item_Id FROM held_lines)"
+    )
+    line_periods = f"(SELECT * FROM line_periods WHERE {candidate})"
+    # journals go out only once their period has been closed
+    journals = (
+        f"(SELECT * FROM journal_lines WHERE Actg_Period <= {last_closed} AND {candidate})"
+        if last_closed is not None
+        else "(SELECT * FROM journal_lines WHERE false)"
+    )
+    return {
+        **dict.fromkeys(LINE_PERIOD_TYPES, line_periods),
+        "journals": journals,
+        "invoices": f"(SELECT * FROM invoice_register WHERE {candidate})",
+        "orders": f"(SELECT {open_period} AS Actg_Period, * EXCLUDE (Revenue_Rule) FROM orders WHERE {candidate})",
+    }
+
+
+def _tombstone_query(columns: list[str], export_type: str, version: int) -> str:
+    keys = {"Sales_Order_Id": "t.Sales_Order_Id", "Sales_Order_Item_Id": "t.Sales_Order_Item_Id"}
+    select = ", ".join(
+        f"fmt_text({keys[c]}) AS {c}" if c in keys else f"NULL AS {c}" for c in columns
+    )
+    return (
+        f"SELECT {select}, {version} AS Version, t.Sales_Order_Item_Id AS _item, CAST(NULL AS INTEGER) AS _s0, "
+        f"t.Sales_Order_Id AS _s1, t.Sales_Order_Item_Id AS _s2, NULL AS _s3 "
+        f"FROM ce_changes t WHERE t.export_type = '{export_type}' AND t.tombstone"
+    )
+
+
+def run_continuous_export(
+    con: duckdb.DuckDBPyConnection,
+    destination: ExportDestination,
+    *,
+    export_timestamp: str | None = None,
+    after_files_written: Callable[[int], None] | None = None,
+    progress: Callable[[str], None] = lambda _m: None,
+) -> ContinuousResult:
+    """One continuous export run. `after_files_written(version)` is a test hook between writing and recording."""
+    watermark = con.execute("SELECT last_batch_id, close_events FROM continuous_export_watermark WHERE id = 1").fetchall()
+    last_batch, last_close_events = watermark[0] if watermark else (-1, -1)
+    current_batch = _scalar(con, "SELECT coalesce(max(batch_id), 0) FROM import_batches")
+    close_events = _scalar(con, "SELECT count(*) FROM close_audit WHERE action IN ('close', 'reopen')")
+    mapping_changed = _scalar(
+        con,
+        "SELECT (SELECT count(*) FROM raw_account_mappings WHERE _batch_id > ?) + "
+        "(SELECT count(*) FROM raw_subsidiaries WHERE _batch_id > ?)", [last_batch, last_batch],
+    )
+    everything = not watermark or close_events != last_close_events or mapping_changed > 0
+    sql.run_file(con, "continuous/candidates", last_batch_id=last_batch, everything="true" if everything else "false")
+    candidates = _scalar(con, "SELECT count(*) FROM ce_candidates")
+    progress(f"{candidates:,} candidate line(s){' (all lines: first run, a close or a mapping change)' if everything else ''}")
+    result = ContinuousResult(version=None, candidates=candidates)
+    sources = _sources(con)
+    columns: dict[str, list[str]] = {}
+    con.execute(
+        "CREATE OR REPLACE TEMP TABLE ce_changes (export_type VARCHAR, Sales_Order_Item_Id VARCHAR, Sales_Order_Id VARCHAR, "
+        "content_hash HUGEINT, tombstone BOOLEAN)"
+    )
+    for export_type in EXPORT_TYPES:
+        query = sql.render(f"exports/{export_type}", rows="true", source=sources[export_type])
+        con.execute(f"CREATE OR REPLACE TEMP TABLE ce_rows_{export_type} AS {query}")
+        columns[export_type] = [
+            c for c in (d[0] for d in con.execute(f"SELECT * FROM ce_rows_{export_type} LIMIT 0").description)
+            if c not in KEY_COLUMNS.split(", ")
+        ]
+        con.execute(sql.render("continuous/changes", export_type=export_type, row_columns=", ".join(f"r.{c}" for c in columns[export_type])))
+    changes = dict(con.execute("SELECT export_type, count(*) FROM ce_changes GROUP BY ALL").fetchall())
+    if not changes:
+        _record_watermark(con, current_batch, close_events)
+        progress("no change since the last continuous export: no files written")
+        return result
+    version = _scalar(con, "SELECT coalesce(max(version), 0) + 1 FROM continuous_export_runs")
+    stamp = export_timestamp or utc_timestamp(datetime.now(UTC))
+    closed = _scalar(con, "SELECT max(period) FROM closed_periods")
+    with tempfile.TemporaryDirectory(prefix="revrec-continuous-") as tmp:
+        for export_type in EXPORT_TYPES:
+            if export_type not in changes:
+                continue
+            name = f"continuousexport-{export_type}-{version:06d}.csv"
+            rows = (
+                f"SELECT *, {version} AS Version FROM ce_rows_{export_type} r "
+                f"WHERE r._item IN (SELECT Sales_Order_Item_Id FROM ce_changes WHERE export_type = '{export_type}' AND NOT tombstone) "
+                f"UNION ALL BY NAME {_tombstone_query(columns[export_type], export_type, version)}"
+            )
+            ordered = f"SELECT {', '.join(columns[export_type])}, Version, {KEY_COLUMNS} FROM ({rows})"
+            copy_query_to_csv(con, file_query(ordered), Path(tmp) / name)
+            destination.write_file(name, Path(tmp) / name)
+            result.files.append(name)
+            result.items_by_type[export_type] = changes[export_type]
+        name = f"continuousexport-control-{version:06d}.csv"
+        (Path(tmp) / name).write_text(
+            f"Closed_Period,Export_Timestamp,Version\n{'' if closed is None else closed},{stamp},{version}\n", encoding="utf-8"
+        )
+        destination.write_file(name, Path(tmp) / name)
+        result.files.append(name)
+    if after_files_written is not None:
+        after_files_written(version)
+    con.execute("BEGIN TRANSACTION")
+    try:
+        con.execute(sql.render("continuous/record_state", version=version))
+        con.execute(
+            "INSERT INTO continuous_export_runs VALUES (?, ?, ?, ?, ?, ?, ?)",
+            [version, datetime.now(), stamp, closed, sum(changes.values()), json.dumps(result.files), destination.uri],
+        )
+        _record_watermark(con, current_batch, close_events)
+        con.execute("COMMIT")
+    except BaseException:
+        con.execute("ROLLBACK")
+        raise
+    result.version = version
+    result.tombstones = _scalar(con, "SELECT count(*) FROM ce_changes WHERE tombstone")
+    progress(f"version {version}: {sum(changes.values()):,} (type, line) pair(s) in {len(result.files)} file(s)")
+    return result
+
+
+def _record_watermark(con, last_batch: int, close_events: int) -> None:
+    con.execute(
+        "INSERT OR REPLACE INTO continuous_export_watermark VALUES (1, ?, ?, ?)", [last_batch, close_events, datetime.now()]
+    )

@@ -1,0 +1,28 @@
+-- Continuous export state (SPEC §6): one row per written version, and per (type, item) what was last exported.
+CREATE TABLE IF NOT EXISTS continuous_export_runs (
+    version        INTEGER PRIMARY KEY,      -- 1, 2, … ; files continuousexport-<type>-<version:06d>.csv
+    exported_at    TIMESTAMP NOT NULL,
+    export_timestamp VARCHAR NOT NULL,       -- as written in the control file (UTC, ISO 8601)
+    closed_period  INTEGER,                  -- the last closed period at the export
+    items          BIGINT NOT NULL,          -- (type, item) pairs written, tombstones included
+    files          VARCHAR NOT NULL,         -- JSON list of the files written
+    destination    VARCHAR NOT NULL
+);
+
+-- What the inputs looked like at the last run (written or not): changes are looked for after it.
+CREATE TABLE IF NOT EXISTS continuous_export_watermark (
+    id             INTEGER PRIMARY KEY,      -- always 1
+    last_batch_id  BIGINT NOT NULL,          -- import or Rillet batches up to this one were seen
+    close_events   BIGINT NOT NULL,          -- close_audit events (closes, reopens) seen
+    updated_at     TIMESTAMP NOT NULL
+);
+
+CREATE TABLE IF NOT EXISTS continuous_export_state (
+    export_type          VARCHAR NOT NULL,
+    Sales_Order_Item_Id  VARCHAR NOT NULL,
+    Sales_Order_Id       VARCHAR,
+    version              INTEGER NOT NULL,   -- the version that last carried this item's rows of this type
+    content_hash         HUGEINT NOT NULL,   -- checksum of the rows as exported (0 for a tombstone)
+    tombstone            BOOLEAN NOT NULL,
+    PRIMARY KEY (export_type, Sales_Order_Item_Id)
+);
