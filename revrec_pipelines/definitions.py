@@ -7,6 +7,7 @@ import dagster as dg
 from revrec_pipelines.defs.close.assets import closed_periods
 from revrec_pipelines.defs.close.sensors import period_closed_sensor
 from revrec_pipelines.defs.exports.assets import (
+    analyst_warehouse,
     close_period_exports,
     continuous_export,
     continuous_export_job,
@@ -26,7 +27,7 @@ from revrec_pipelines.defs.rillet.assets import rillet_objects, rillet_sync_job,
 
 def build_definitions() -> dg.Definitions:
     return dg.Definitions(
-        assets=[raw_inputs, rillet_objects, *revrec_assets, closed_periods, close_period_exports, continuous_export, journal_postings],
+        assets=[raw_inputs, rillet_objects, *revrec_assets, closed_periods, close_period_exports, continuous_export, analyst_warehouse, journal_postings],
         asset_checks=[*revrec_checks, *ingest_checks],
         jobs=[*jobs, post_journals, rillet_sync_job, continuous_export_job],
         schedules=[build_import_schedule(), rillet_sync_schedule, continuous_export_schedule],

@@ -74,6 +74,15 @@ def test_worked_example_through_the_dagster_jobs(env):
             assert _run(defs, instance, "close_outputs", _outputs_config(arg)).success
     for expected in sorted((EXAMPLE / "expected").iterdir()):
         assert (env / "exports" / expected.name).read_bytes() == expected.read_bytes(), expected.name
+    # analysts read a copy that the runs refresh, so an open analyst session never blocks a run
+    snap = duckdb.connect(str(env / "w-analyst.duckdb"), read_only=True)
+    try:
+        assert snap.execute("SELECT max(period) FROM closed_periods").fetchall()[0][0] == 202504
+        assert snap.execute("SELECT count(*) FROM unearned_revenue_rollforward").fetchall()[0][0] > 0
+        # while an analyst holds the copy open, the live warehouse can still be written
+        assert _run(defs, instance, "compute_revrec").success
+    finally:
+        snap.close()
     # the control file of every close has the period and a UTC timestamp
     control = (env / "exports" / "closedperiodexport-control-202504.csv").read_text().splitlines()
     assert control[0] == "Closed_Period,Export_Timestamp"

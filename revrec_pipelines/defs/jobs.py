@@ -5,7 +5,8 @@ import dagster as dg
 
 from revrec_pipelines.defs.close.assets import reopen_period_job
 
-REVREC = dg.AssetSelection.groups("revrec")
+# the analysts' read-only copy is refreshed by every job that recomputes the revenue tables
+REVREC = dg.AssetSelection.groups("revrec") | dg.AssetSelection.assets("analyst_warehouse")
 
 import_job = dg.define_asset_job(
     "import_files",

@@ -114,3 +114,25 @@ continuous_export_schedule = dg.ScheduleDefinition(
     default_status=dg.DefaultScheduleStatus.RUNNING,
     description="Continuous export daily at 23:00 UTC.",
 )
+
+
+@dg.asset(
+    group_name="exports",
+    kinds={"duckdb"},
+    pool=WAREHOUSE_POOL,
+    deps=["unearned_revenue_rollforward", "revenue_waterfall", "deferred_revenue_balance", "revenue_backlog",
+          "deferred_expenses", "journal_lines", "invoice_register", "orders", "held_lines", "closed_periods"],
+    description=(
+        "A read-only copy of the whole warehouse for analysts (<warehouse>-analyst.duckdb), refreshed after every "
+        "computation and swapped in atomically: open it with `duckdb -readonly` or any BI tool while runs keep "
+        "writing the live warehouse."
+    ),
+)
+def analyst_warehouse(warehouse: Warehouse) -> dg.MaterializeResult:
+    from revrec_pipelines.lib.snapshot import snapshot_path, write_snapshot
+
+    with warehouse.connect() as con:
+        target = write_snapshot(con, snapshot_path(warehouse.database))
+    return dg.MaterializeResult(
+        metadata={"path": dg.MetadataValue.path(str(target)), "bytes": dg.MetadataValue.int(target.stat().st_size)}
+    )

@@ -55,7 +55,7 @@ def rillet_objects(
 
 rillet_sync_job = dg.define_asset_job(
     "rillet_sync",
-    selection=dg.AssetSelection.assets("rillet_objects") | dg.AssetSelection.groups("revrec"),
+    selection=dg.AssetSelection.assets("rillet_objects", "analyst_warehouse") | dg.AssetSelection.groups("revrec"),
     description="Sync Rillet objects incrementally, then recompute the revenue tables.",
     tags={"revrec/job": "rillet_sync"},
 )
