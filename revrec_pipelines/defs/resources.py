@@ -40,7 +40,8 @@ class RevrecSettings(dg.ConfigurableResource):
     source: str = "file://./data/inbox"
     export_dest: str = "file://./data/exports"
     incremental: bool = True
-    posting: str = "off"
+    # "none" rather than the setting's "off": YAML reads a bare `off` as false in the Launchpad's scaffold
+    posting: str = "none"
     posting_dimensions: list[str] = ["Class", "Location", "Department"]
     intacct_journal: str = "APJ"
 
@@ -51,7 +52,7 @@ class RevrecSettings(dg.ConfigurableResource):
             source=s.source,
             export_dest=s.export_dest,
             incremental=s.incremental,
-            posting=s.posting,
+            posting="none" if s.posting == "off" else s.posting,
             posting_dimensions=list(s.posting_dimensions),
             intacct_journal=s.intacct_journal,
         )

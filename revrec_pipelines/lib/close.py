@@ -47,8 +47,18 @@ def last_closed(con: duckdb.DuckDBPyConnection) -> int | None:
 
 
 def first_open(con: duckdb.DuckDBPyConnection) -> int | None:
+    """The period the next close must be; None before the very first close (any period may close then).
+
+    After every closed period has been reopened, the first open period is the one reopened last: the
+    ledger has had its first close, so periods still close in order from there.
+    """
     last = last_closed(con)
-    return None if last is None else next_period(last)
+    if last is not None:
+        return next_period(last)
+    reopened = con.execute(
+        "SELECT period FROM close_audit WHERE action = 'reopen' ORDER BY event_id DESC LIMIT 1"
+    ).fetchall()
+    return reopened[0][0] if reopened else None
 
 
 def run_check(con, name: str, from_period: int = 0, to_period: int = 999912):
@@ -119,27 +129,30 @@ def close_period(
 ) -> CloseResult:
     period = parse_period(period)
     last = last_closed(con)
+    expected = first_open(con)
+    refusal = None
     if last is not None and period <= last:
-        raise CloseRefused(
+        refusal = (
             f"{period} is already closed (periods are closed through {last}); to change it, reopen it first "
             f"(revrec reopen {period})"
         )
-    if last is not None and period != next_period(last):
-        raise CloseRefused(
-            f"{period} cannot close: the first open period is {next_period(last)} and periods close in order"
-        )
+    elif expected is not None and period != expected:
+        refusal = f"{period} cannot close: the first open period is {expected} and periods close in order"
+    if refusal:
+        _audit(con, "close_refused", period, None, actor, run_id, refusal)
+        raise CloseRefused(refusal)
     if recompute:
         engine.compute(con, home_currency, progress)
-    first = con.execute(
-        "SELECT coalesce(min(Actg_Period), ?) FROM line_periods", [period]
-    ).fetchall()[0][0] if last is None else next_period(last)
-    first = min(first, period)
+    if expected is None:  # the first close ever: every earlier period closes with it, as history
+        first = min(con.execute("SELECT coalesce(min(Actg_Period), ?) FROM line_periods", [period]).fetchall()[0][0], period)
+    else:
+        first = expected
     problems = blocking_problems(con, first, period)
     close_number = con.execute("SELECT coalesce(max(close_number), 0) + 1 FROM close_audit").fetchall()[0][0]
     if problems:
         _audit(con, "close_refused", period, None, actor, run_id, "\n".join(problems))
         raise CloseRefused(f"{period} was not closed:\n- " + "\n- ".join(problems), problems)
-    after = 0 if last is None else last
+    after = 0 if last is None else last  # frozen rows are kept for periods ≤ last; everything after is frozen now
     con.execute("BEGIN TRANSACTION")
     try:
         sql.run_file(con, "close/freeze", period=period, after_period=after, first_period=first)

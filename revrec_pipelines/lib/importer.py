@@ -284,6 +284,9 @@ def import_from_source(
     report = ImportReport(source.uri)
     listed = source.list_files()
     progress(f"{len(listed)} input file(s) listed at {source.uri}")
+    for note in getattr(source, "skipped", []):  # e.g. an SFTP file still being written: next run
+        progress(f"{note.path}: not imported this time — {note.reason}")
+        report.outcomes.append(FileOutcome(note.path, "skipped", message=note.reason))
     todo = [f for f in listed if not (incremental and _ledger_hit(con, source.uri, f))]
     for f in listed:
         if f not in todo:

@@ -145,7 +145,47 @@ open_rows AS (
        OR p.position <> 0 OR p.prev_position <> 0 OR p.position_home <> 0 OR p.prev_position_home <> 0
        OR p.backlog <> 0 OR p.prev_backlog <> 0 OR p.deferred_expense <> 0 OR p.prev_deferred_expense <> 0
        OR p.revenue_home <> 0 OR p.billing_home <> 0 OR p.fx_home <> 0
+       OR p.commissions_home <> 0 OR p.amortization_home <> 0
+),
+vanished AS (
+    -- A line frozen in closed periods that is no longer a contract line (an invoice-as-contract line whose
+    -- invoice now names an order line) is reversed in O, everything it reported caught up to zero.
+    SELECT f.*, s.open_mi,
+           last.* EXCLUDE (Sales_Order_Item_Id)
+    FROM frozen_totals f
+    CROSS JOIN close_state s
+    JOIN (SELECT Sales_Order_Item_Id, arg_max(COLUMNS(* EXCLUDE (Sales_Order_Item_Id, Actg_Period)), Actg_Period)
+          FROM frozen_line_periods GROUP BY Sales_Order_Item_Id) last USING (Sales_Order_Item_Id)
+    WHERE s.open_mi IS NOT NULL
+      AND Sales_Order_Item_Id NOT IN (SELECT Sales_Order_Item_Id FROM order_lines)
+),
+vanished_rows AS (
+    SELECT period_of_index(open_mi) AS Actg_Period,
+           Sales_Order_Id, Sales_Order_Item_Id, Reference_Invoice_Number, Product_Id, Product_Code, Product_Name, Class,
+           Location, Department, Customer_Id, Subsidiary_Id, Contract_Date, Currency, Revenue_Rule, Booking_Amount,
+           greatest(position, 0) AS Beginning_Unearned_Revenue,
+           -billing AS New_Billing, -revenue AS Revenue, -fx AS Foreign_Currency_Change,
+           -position - (-billing - fx + revenue) AS Adjustment_To_Unearned_Revenue,
+           0 AS Ending_Unearned_Revenue, greatest(-position, 0) AS Beginning_Unbilled_Receivable,
+           0 AS Ending_Unbilled_Receivable, 0 AS Position,
+           CASE WHEN Revenue_Rule <> 'usage' THEN backlog END AS Beginning_Backlog,
+           CASE WHEN Revenue_Rule <> 'usage' THEN -booking END AS New_Booking,
+           CASE WHEN Revenue_Rule <> 'usage' THEN backlog - booking + revenue END AS Ending_Backlog,
+           deferred_expense AS Beginning_Deferred_Expense, -commissions AS New_Commissions,
+           -amortization AS Commission_Amortization, deferred_expense - commissions + amortization AS Ending_Deferred_Expense,
+           Home_Currency,
+           -revenue_home AS Revenue_Home, -billing_home AS New_Billing_Home, -fx_home AS Foreign_Currency_Change_Home,
+           -position_home - (-billing_home - fx_home + revenue_home) AS Adjustment_Home,
+           greatest(position_home, 0) AS Beginning_Unearned_Home, 0 AS Ending_Unearned_Home,
+           greatest(-position_home, 0) AS Beginning_Unbilled_Home, 0 AS Ending_Unbilled_Home, 0 AS Position_Home,
+           -commissions_home AS New_Commissions_Home, -amortization_home AS Commission_Amortization_Home
+    FROM vanished
+    WHERE revenue <> 0 OR billing <> 0 OR fx <> 0 OR booking <> 0 OR commissions <> 0 OR amortization <> 0
+       OR position <> 0 OR position_home <> 0 OR revenue_home <> 0 OR billing_home <> 0 OR fx_home <> 0
+       OR commissions_home <> 0 OR amortization_home <> 0 OR deferred_expense <> 0
 )
 SELECT * FROM frozen_line_periods
 UNION ALL BY NAME
-SELECT * FROM open_rows;
+SELECT * FROM open_rows
+UNION ALL BY NAME
+SELECT * FROM vanished_rows;

@@ -61,7 +61,7 @@ def journal_postings(
 ) -> dg.MaterializeResult:
     with warehouse.connect() as con:
         period = resolve_period(con, config.period)
-        if revrec.posting == "off":
+        if revrec.posting in ("off", "none"):
             preview = markdown_table(
                 con,
                 "SELECT coalesce(Subsidiary_Id, 'default') AS subsidiary, Account_Id, fmt_money(sum(greatest(Net_Debit, 0))) AS debit, "
@@ -100,7 +100,7 @@ def post_journals_op(
     rillet: RilletResource,
     intacct: IntacctResource,
 ):
-    if revrec.posting == "off":
+    if revrec.posting in ("off", "none"):
         raise dg.Failure(description="Posting is off: set REVREC_POSTING to rillet or intacct (and its credentials).")
     target = _target(revrec, rillet, intacct)
     with warehouse.connect() as con:

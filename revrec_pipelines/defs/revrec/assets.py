@@ -9,6 +9,22 @@ from revrec_pipelines.defs.metadata import markdown_table, table_metadata
 from revrec_pipelines.defs.resources import WAREHOUSE_POOL, RevrecSettings, Warehouse
 from revrec_pipelines.lib import engine
 
+CHART = (
+    "SELECT Actg_Period, fmt_money(sum(Revenue_Home)) AS revenue, fmt_money(sum(Ending_Unearned_Home)) AS deferred, "
+    "bar(CAST(sum(Revenue_Home) AS DOUBLE), 0, (SELECT max(s) FROM (SELECT sum(Revenue_Home) AS s FROM line_periods "
+    "GROUP BY Actg_Period)) + 1, 30) AS revenue_chart FROM line_periods GROUP BY ALL ORDER BY 1"
+)
+VIEW_TOTALS = {
+    "unearned_revenue_rollforward": "SELECT Actg_Period, count(*) AS lines, sum(New_Billing) AS billing, sum(Revenue) AS revenue, "
+    "sum(Adjustment_To_Unearned_Revenue) AS adjustment, sum(Ending_Unearned_Revenue) AS unearned, "
+    "sum(Ending_Unbilled_Receivable) AS unbilled FROM unearned_revenue_rollforward GROUP BY ALL ORDER BY 1",
+    "revenue_waterfall": "SELECT Actg_Period, Currency, sum(Revenue) AS revenue FROM revenue_waterfall GROUP BY ALL ORDER BY 1, 2",
+    "deferred_revenue_balance": "SELECT Actg_Period, Currency, sum(Ending_Unearned_Revenue) AS deferred FROM deferred_revenue_balance GROUP BY ALL ORDER BY 1, 2",
+    "revenue_backlog": "SELECT Actg_Period, Currency, sum(New_Booking) AS new_booking, sum(Total_Revenue) AS revenue, "
+    "sum(Ending_Backlog) AS backlog FROM revenue_backlog GROUP BY ALL ORDER BY 1, 2",
+    "deferred_expenses": "SELECT Actg_Period, Currency, sum(New_Commissions) AS commissions, sum(Commission_Amortization) AS amortization, "
+    "sum(Ending_Deferred_Expense) AS deferred_expense FROM deferred_expenses GROUP BY ALL ORDER BY 1, 2",
+}
 PERIOD_TOTALS = (
     "SELECT Actg_Period, count(*) AS line_rows, fmt_money(sum(Revenue_Home)) AS revenue_home, "
     "fmt_money(sum(New_Billing_Home)) AS billing_home, fmt_money(sum(Ending_Unearned_Home)) AS deferred_home, "
@@ -135,15 +151,12 @@ def _build(spec: TableAsset) -> dg.AssetsDefinition:
             extra: dict[str, object] = {"seconds": dg.MetadataValue.float(round(result.seconds, 3))}
             if spec.name == "held_lines" and result.rows:
                 context.log.warning(f"{result.rows} line(s) held for missing exchange rates: see held_lines")
-            if spec.name == "line_periods":
-                extra["chart"] = markdown_table(
-                    con,
-                    "SELECT Actg_Period, fmt_money(sum(Revenue_Home)) AS revenue, fmt_money(sum(Ending_Unearned_Home)) AS deferred, "
-                    "bar(CAST(sum(Revenue_Home) AS DOUBLE), 0, (SELECT max(s) FROM (SELECT sum(Revenue_Home) AS s FROM line_periods GROUP BY Actg_Period)) + 1, 30) AS revenue_bar "
-                    "FROM line_periods GROUP BY ALL ORDER BY 1",
-                )
+            if spec.name in ("line_periods", "revenue_waterfall", "unearned_revenue_rollforward"):
+                # revenue and deferred balance by period (home currency), as a bar chart the UI renders
+                extra["chart"] = markdown_table(con, CHART)
             metadata = table_metadata(
-                con, spec.name, preview_order=spec.preview_order, totals_by_period=spec.totals_by_period, extra=extra
+                con, spec.name, preview_order=spec.preview_order,
+                totals_by_period=spec.totals_by_period or VIEW_TOTALS.get(spec.name), extra=extra,
             )
         return dg.MaterializeResult(metadata=metadata)
 
