@@ -1,12 +1,13 @@
 #!/usr/bin/env bash
-# Everything the test suite talks to besides Python packages: OpenSSH sshd (Debian package, needs root)
-# and Stoplight Prism (npm). Idempotent. In CI (REVREC_CI=1) a missing tool fails the tests instead of
+# Everything the test suite talks to besides Python packages: OpenSSH sshd and Chromium (Debian packages,
+# need root) and Stoplight Prism (npm). Idempotent. In CI (REVREC_CI=1) a missing tool fails the tests instead of
 # skipping them, so a failure to install here is an error there.
 set -euo pipefail
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 
 if [[ "$(id -u)" -eq 0 ]]; then
   bash "$here/install-servers.sh"
+  bash "$here/install-browser.sh"
 elif command -v sudo >/dev/null && sudo -n true 2>/dev/null; then
   sudo PYTHON="${PYTHON:-}" bash "$here/install-servers.sh"
 else

@@ -102,7 +102,7 @@ def cmd_close(args) -> None:
 
 
 def cmd_reopen(args) -> None:
-    run_job("reopen_period_job", {"ops": {"reopen_period_op": {"config": {"period": args.period, "reopened_by": args.by}}}})
+    run_job("reopen_period", {"ops": {"reopen_period_op": {"config": {"period": args.period, "reopened_by": args.by}}}})
     print(f"reopened {args.period} and every later closed period")
 
 

@@ -50,7 +50,7 @@ def test_invariant_checks_are_wired():
 def test_jobs_sensors_and_schedules():
     defs = build_definitions()
     names = {j.name for j in defs.resolve_all_job_defs()}
-    assert {"import_files", "compute_revrec", "close_period", "close_outputs", "reopen_period_job"} <= names
+    assert {"import_files", "compute_revrec", "close_period", "close_outputs", "reopen_period"} <= names
     assert defs.resolve_schedule_def("import_schedule").cron_schedule == "0 0 * * *"
     assert defs.resolve_schedule_def("import_schedule").execution_timezone == "America/New_York"
     continuous = defs.resolve_schedule_def("continuous_export_schedule")

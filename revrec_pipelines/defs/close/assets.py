@@ -10,7 +10,8 @@ from revrec_pipelines.lib.close import CloseRefused, close_period, reopen_period
 from revrec_pipelines.lib.periods import InvalidPeriod, parse_period
 
 CLOSE_STATE_QUERY = (
-    "SELECT period, close_number, exported, closed_at, closed_by FROM closed_periods ORDER BY period DESC LIMIT 24"
+    "SELECT period, close_number, exported AS close_exports_due, closed_at, closed_by FROM closed_periods "
+    "ORDER BY period DESC LIMIT 24"
 )
 AUDIT_QUERY = "SELECT event_id, action, period, close_number, actor, event_at, details FROM close_audit ORDER BY event_id DESC LIMIT 20"
 
@@ -61,7 +62,7 @@ def closed_periods(
             )
         except CloseRefused as exc:
             context.log.error(str(exc))
-            raise dg.Failure(description=str(exc)) from exc
+            raise dg.Failure(description=str(exc)) from None
         state = markdown_table(con, CLOSE_STATE_QUERY)
         audit = markdown_table(con, AUDIT_QUERY)
     return dg.MaterializeResult(
@@ -106,6 +107,10 @@ def reopen_period_op(context: dg.OpExecutionContext, config: ReopenPeriodConfig,
     yield dg.Output(None)
 
 
-@dg.job(description="Reopen a closed period (config: period YYYYMM) and every later one.", tags={"revrec/job": "reopen"})
+@dg.job(
+    name="reopen_period",
+    description="Reopen a closed period (config: period YYYYMM) and every later one.",
+    tags={"revrec/job": "reopen"},
+)
 def reopen_period_job():
     reopen_period_op()

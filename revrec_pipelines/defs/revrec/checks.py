@@ -11,12 +11,23 @@ from revrec_pipelines.lib.close import run_check
 SHOWN = 20
 
 
+def _first_problem(frame) -> str:
+    row = frame.row(0, named=True)
+    if "problem" in row:
+        where = " ".join(str(row[k]) for k in ("Actg_Period", "Sales_Order_Item_Id", "Sales_Order_Id", "Subsidiary_Id", "Account_Type")
+                         if row.get(k) is not None)
+        return f"{where}: {row['problem']}"
+    return ", ".join(f"{k} {v}" for k, v in row.items() if v is not None)
+
+
 def _result(frame, what: str, severity=dg.AssetCheckSeverity.ERROR) -> dg.AssetCheckResult:
+    """`what` is a counted noun phrase with {s} for the plural, e.g. "line{s} held for missing rates"."""
     n = frame.height
     return dg.AssetCheckResult(
         passed=n == 0,
         severity=severity,
-        description=f"{n} {what}" if n else f"no {what}",
+        description=(f"{n} {what.format(s='' if n == 1 else 's')} — first: {_first_problem(frame)}" if n
+                     else f"no {what.format(s='s')}"),
         metadata={"violations": dg.MetadataValue.int(n), "examples": dg.MetadataValue.md(_markdown(frame.head(SHOWN)))},
     )
 
@@ -29,7 +40,7 @@ def _result(frame, what: str, severity=dg.AssetCheckSeverity.ERROR) -> dg.AssetC
 )
 def rollforward_identity(warehouse: Warehouse) -> dg.AssetCheckResult:
     with warehouse.connect() as con:
-        return _result(run_check(con, "rollforward_identity"), "rows whose rollforward does not add up")
+        return _result(run_check(con, "rollforward_identity"), "row{s} whose rollforward does not add up")
 
 
 @dg.asset_check(
@@ -38,7 +49,7 @@ def rollforward_identity(warehouse: Warehouse) -> dg.AssetCheckResult:
 )
 def revenue_equals_allocation(warehouse: Warehouse) -> dg.AssetCheckResult:
     with warehouse.connect() as con:
-        return _result(run_check(con, "revenue_equals_allocation"), "lines whose revenue differs from their allocation")
+        return _result(run_check(con, "revenue_equals_allocation"), "line{s} whose revenue differs from the allocation")
 
 
 @dg.asset_check(
@@ -52,7 +63,7 @@ def closed_periods_unchanged(warehouse: Warehouse) -> dg.AssetCheckResult:
             return dg.AssetCheckResult(passed=True, description="no closed period yet")
         current = sql.render("close/period_hashes", first_period=first, last_period=last)
         frame = con.sql(sql.render("checks/closed_periods_unchanged", current_hashes=current)).pl()
-        return _result(frame, "closed periods changed after their close")
+        return _result(frame, "closed period{s} changed after the close")
 
 
 @dg.asset_check(
@@ -62,7 +73,7 @@ def closed_periods_unchanged(warehouse: Warehouse) -> dg.AssetCheckResult:
 )
 def journals_balanced(warehouse: Warehouse) -> dg.AssetCheckResult:
     with warehouse.connect() as con:
-        return _result(run_check(con, "journals_balanced"), "period/subsidiary journals out of balance")
+        return _result(run_check(con, "journals_balanced"), "period/subsidiary journal{s} out of balance")
 
 
 @dg.asset_check(
@@ -72,7 +83,7 @@ def journals_balanced(warehouse: Warehouse) -> dg.AssetCheckResult:
 def accounts_mapped(warehouse: Warehouse) -> dg.AssetCheckResult:
     with warehouse.connect() as con:
         return _result(
-            run_check(con, "unmapped_accounts"), "account types without a mapping", dg.AssetCheckSeverity.WARN
+            run_check(con, "unmapped_accounts"), "account type{s} without a mapping", dg.AssetCheckSeverity.WARN
         )
 
 
@@ -83,7 +94,7 @@ def accounts_mapped(warehouse: Warehouse) -> dg.AssetCheckResult:
 )
 def allocation_sums_to_bookings(warehouse: Warehouse) -> dg.AssetCheckResult:
     with warehouse.connect() as con:
-        return _result(run_check(con, "allocation_sums"), "orders whose allocation does not sum to bookings")
+        return _result(run_check(con, "allocation_sums"), "order{s} whose allocation does not sum to bookings")
 
 
 @dg.asset_check(
@@ -93,7 +104,7 @@ def allocation_sums_to_bookings(warehouse: Warehouse) -> dg.AssetCheckResult:
 def no_held_lines(warehouse: Warehouse) -> dg.AssetCheckResult:
     with warehouse.connect() as con:
         frame = con.sql("SELECT Sales_Order_Item_Id, From_Currency, To_Currency, Rate_Needed_On, Reason FROM held_lines ORDER BY 1").pl()
-        return _result(frame, "lines held for missing exchange rates", dg.AssetCheckSeverity.WARN)
+        return _result(frame, "line{s} held for missing exchange rates", dg.AssetCheckSeverity.WARN)
 
 
 @dg.asset_check(
@@ -108,7 +119,7 @@ def no_rejected_files(warehouse: Warehouse) -> dg.AssetCheckResult:
             "SELECT l.path, e.unit, e.row_number, e.column_name, e.value, e.reason FROM latest l "
             "JOIN import_errors e USING (batch_id) WHERE l.status = 'rejected' ORDER BY l.path, e.row_number"
         ).pl()
-        return _result(frame, "problems in rejected files")
+        return _result(frame, "problem{s} in rejected files")
 
 
 revrec_checks = [
