@@ -13,7 +13,7 @@ from revrec_pipelines.defs.exports.assets import (
     continuous_export_job,
     continuous_export_schedule,
 )
-from revrec_pipelines.defs.ingest.assets import raw_inputs
+from revrec_pipelines.defs.ingest.assets import import_report, raw_inputs
 from revrec_pipelines.defs.ingest.schedules import build_import_schedule
 from revrec_pipelines.defs.ingest.sensors import new_file_sensor
 from revrec_pipelines.defs.jobs import jobs
@@ -27,7 +27,7 @@ from revrec_pipelines.defs.rillet.assets import rillet_objects, rillet_sync_job,
 
 def build_definitions() -> dg.Definitions:
     return dg.Definitions(
-        assets=[raw_inputs, rillet_objects, *revrec_assets, closed_periods, close_period_exports, continuous_export, analyst_warehouse, journal_postings],
+        assets=[raw_inputs, import_report, rillet_objects, *revrec_assets, closed_periods, close_period_exports, continuous_export, analyst_warehouse, journal_postings],
         asset_checks=[*revrec_checks, *ingest_checks],
         jobs=[*jobs, post_journals, rillet_sync_job, continuous_export_job],
         schedules=[build_import_schedule(), rillet_sync_schedule, continuous_export_schedule],

@@ -196,3 +196,24 @@ def test_continuous_export_job_writes_a_version_then_nothing(env):
     assert "continuousexport-control-000001.csv" in written and "continuousexport-revenue-000001.csv" in written
     assert _run(defs, instance, "continuous_export_job").success
     assert sorted(p.name for p in (env / "exports").glob("continuousexport-*")) == written
+
+
+def test_a_rejected_file_fails_the_import_run_at_its_end_and_the_check_lists_its_problems(env):
+    defs = _defs()
+    instance = dg.DagsterInstance.ephemeral()
+    shutil.copytree(EXAMPLE / "batch1", env / "inbox" / "batch1")
+    (env / "inbox" / "usage_extra.csv").write_text("Sales_Order_Item_Id,Usage_Date,Amount\nSO-1-3,2025-03-10,12.345\n")
+    result = _run(defs, instance, "import_files")
+    assert not result.success
+    failure = next(e for e in result.all_events if e.is_step_failure)
+    assert failure.step_key == "import_report"
+    text = failure.step_failure_data.user_failure_data.description
+    assert "usage_extra.csv" in text and "row 2" in text and "Amount" in text and "'12.345'" in text
+    # the good files were applied and the revenue tables recomputed from them
+    mats = {e.asset_key.to_user_string() for e in result.all_events if e.is_step_materialization}
+    assert {"raw_inputs", "order_lines", "line_periods"} <= mats
+    check = next(
+        e.event_specific_data for e in result.all_events
+        if e.event_type_value == "ASSET_CHECK_EVALUATION" and e.event_specific_data.check_name == "no_rejected_files"
+    )
+    assert not check.passed and "usage_extra.csv" in check.description

@@ -10,7 +10,7 @@ REVREC = dg.AssetSelection.groups("revrec") | dg.AssetSelection.assets("analyst_
 
 import_job = dg.define_asset_job(
     "import_files",
-    selection=dg.AssetSelection.assets("raw_inputs") | REVREC,
+    selection=dg.AssetSelection.assets("raw_inputs", "import_report") | REVREC,
     description="Import every new input file from REVREC_SOURCE, then recompute the revenue tables.",
     tags={"revrec/job": "import"},
 )

@@ -80,6 +80,24 @@ class ImportReport:
         return "\n".join(lines)
 
 
+def failure_message_for_run(con: duckdb.DuckDBPyConnection, run_id: str) -> str | None:
+    """The failure message of an import run (as ImportReport.failure_message), rebuilt from the warehouse."""
+    rejected = con.execute(
+        "SELECT batch_id, source, path, message FROM import_batches WHERE run_id = ? AND status = 'rejected' ORDER BY batch_id",
+        [run_id],
+    ).fetchall()
+    if not rejected:
+        return None
+    report = ImportReport(rejected[0][1])
+    for batch_id, _source, path, message in rejected:
+        errors = con.sql(
+            f"SELECT unit, row_number, column_name, value, reason FROM import_errors WHERE batch_id = {int(batch_id)} "
+            "ORDER BY row_number NULLS FIRST, column_name"
+        ).pl()
+        report.outcomes.append(FileOutcome(path, "rejected", batch_id, errors=errors, message=message or ""))
+    return report.failure_message()
+
+
 def _stage_sql(ft: FileType) -> str:
     casts = []
     for c in ft.columns:

@@ -109,7 +109,7 @@ def no_held_lines(warehouse: Warehouse) -> dg.AssetCheckResult:
 
 @dg.asset_check(
     asset="raw_inputs",
-    description="The latest import of every file was applied: lists files whose latest version was rejected, with their problems.",
+    description="The latest import of every file was applied: lists every problem of the files whose latest version was rejected (file, row, column, value, reason).",
 )
 def no_rejected_files(warehouse: Warehouse) -> dg.AssetCheckResult:
     with warehouse.connect() as con:
