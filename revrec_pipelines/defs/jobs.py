@@ -10,8 +10,9 @@ REVREC = dg.AssetSelection.groups("revrec") | dg.AssetSelection.assets("analyst_
 
 import_job = dg.define_asset_job(
     "import_files",
-    selection=dg.AssetSelection.assets("raw_inputs", "import_report") | REVREC,
-    description="Import every new input file from REVREC_SOURCE, then recompute the revenue tables.",
+    # Rillet objects sync in the same run when RILLET_API_KEY is set (a no-op otherwise)
+    selection=dg.AssetSelection.assets("raw_inputs", "rillet_objects", "import_report") | REVREC,
+    description="Import every new input file from REVREC_SOURCE (and Rillet objects when RILLET_API_KEY is set), then recompute the revenue tables.",
     tags={"revrec/job": "import"},
 )
 

@@ -44,7 +44,7 @@ class TableAsset:
 
 TABLES: tuple[TableAsset, ...] = (
     TableAsset(
-        "order_lines", ("raw_inputs",),
+        "order_lines", ("raw_inputs", "rillet_objects"),
         "One row per contract line: sales-order lines and invoice-as-contract lines (<Invoice_Number>-<Invoice_Line>), "
         "with the effective revenue rule and subsidiary, Bookings_Amount = round(Quantity × Sale_Price) and the "
         "relative-SSP allocation by largest remainder (cents).",

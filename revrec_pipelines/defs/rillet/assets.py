@@ -21,13 +21,17 @@ class RilletSyncConfig(dg.Config):
         "Accounts, subsidiaries, customers, products, contracts with items, invoices, credit memos and invoice "
         "payments pulled from the Rillet API (incrementally with updated.gt where Rillet offers it) into rillet_* "
         "raw tables, and mapped into the same model as files: contracts → sales orders, invoices → invoice lines, "
-        "credit memos → negative invoice lines. A failed sync changes nothing and does not advance the cursor."
+        "credit memos → negative invoice lines. A failed sync changes nothing and does not advance the cursor. "
+        "Without RILLET_API_KEY it does nothing."
     ),
 )
 def rillet_objects(
     context: dg.AssetExecutionContext, config: RilletSyncConfig, warehouse: Warehouse, revrec: RevrecSettings,
     rillet: RilletResource,
 ) -> dg.MaterializeResult:
+    if not rillet.api_key:
+        context.log.info("Rillet is not configured (RILLET_API_KEY is not set): nothing to sync")
+        return dg.MaterializeResult(metadata={"summary": dg.MetadataValue.md("Rillet is not configured: set RILLET_API_KEY to sync.")})
     client = rillet.client()
     try:
         with warehouse.connect() as con:
