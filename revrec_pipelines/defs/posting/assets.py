@@ -120,3 +120,14 @@ def post_journals_op(
 @dg.job(description="Post Pending and Failed journal entries (config: optional period YYYYMM).", tags={"revrec/job": "post"})
 def post_journals():
     post_journals_op()
+
+
+post_journals_schedule = dg.ScheduleDefinition(
+    name="post_journals_schedule",
+    job=post_journals,
+    cron_schedule="0 1 * * *",
+    execution_timezone="America/New_York",
+    run_config={"ops": {"post_journals_op": {"config": {}}}},
+    default_status=dg.DefaultScheduleStatus.STOPPED,  # posting follows every close; this retries on a frequency
+    description="Post Pending and Failed journal entries daily at 01:00 America/New_York (turn on when posting is on).",
+)
