@@ -106,6 +106,13 @@ def cmd_reopen(args) -> None:
     print(f"reopened {args.period} and every later closed period")
 
 
+def cmd_bench(args) -> None:
+    from revrec_pipelines.lib.bench import run_bench
+
+    s = _settings()
+    run_bench(args.lines, args.seed, threads=s.duckdb_threads, memory_limit=s.duckdb_memory_limit)
+
+
 def cmd_export_continuous(_args) -> None:
     result = run_job("continuous_export_job")
     mat = [e for e in result.all_events if e.is_step_materialization]
@@ -175,7 +182,7 @@ def build_parser() -> argparse.ArgumentParser:
     s = sub.add_parser("bench", help="end-to-end timing and peak memory on generated data")
     s.add_argument("--lines", type=int, required=True)
     s.add_argument("--seed", type=int, default=1)
-    s.set_defaults(func=cmd_not_available("bench", "the benchmark"))
+    s.set_defaults(func=cmd_bench)
     return p
 
 
