@@ -19,10 +19,10 @@ import duckdb
 import polars as pl
 
 from revrec_pipelines.lib import sql
-from revrec_pipelines.lib.filetypes import FILE_TYPES, FileType
+from revrec_pipelines.lib.filetypes import APPLY_ORDER, FILE_TYPES, SQL_TYPES, FileType, type_of_name
 from revrec_pipelines.lib.reader import Unit, UnreadableFile, read_units
 from revrec_pipelines.lib.sources import FileSource, RemoteFile, SourceError
-from revrec_pipelines.lib.validation import ERROR_COLUMNS, row_errors
+from revrec_pipelines.lib.validation import ERROR_COLUMNS, normalize, row_errors
 
 log = logging.getLogger(__name__)
 REFERENCE_CHECKS = {"sales_orders", "invoices", "usage", "commissions", "exchange_rates"}
@@ -99,11 +99,7 @@ def failure_message_for_run(con: duckdb.DuckDBPyConnection, run_id: str) -> str 
 
 
 def _stage_sql(ft: FileType) -> str:
-    casts = []
-    for c in ft.columns:
-        from revrec_pipelines.lib.filetypes import SQL_TYPES
-
-        casts.append(f"CAST({c.name} AS {SQL_TYPES[c.kind]}) AS {c.name}")
+    casts = [f"CAST({c.name} AS {SQL_TYPES[c.kind]}) AS {c.name}" for c in ft.columns]
     if "IsActive" in [c.name for c in ft.columns]:
         casts = [x if not x.endswith(" AS IsActive") else "coalesce(CAST(IsActive AS BOOLEAN), true) AS IsActive" for x in casts]
     hash_parts = " , ".join(f"coalesce(CAST({c.name} AS VARCHAR), '∅')" for c in ft.columns)
@@ -139,8 +135,6 @@ def apply_unit(con: duckdb.DuckDBPyConnection, unit: Unit, batch_id: int, source
         ]), {}
     if unit.frame.height == 0:
         return _with_unit(pl.DataFrame(schema=ERROR_COLUMNS), unit.name), {"read": 0, "new": 0, "changed": 0, "unchanged": 0}
-    from revrec_pipelines.lib.validation import normalize
-
     values = [c.name for c in ft.columns]
     frame = normalize(ft, unit.frame.select(values)).with_columns(
         unit.frame["_extra"], unit.frame["_row_number"].cast(pl.Int64)
@@ -277,8 +271,6 @@ def _record(con, source_uri, remote: RemoteFile, sha256, o: FileOutcome, started
 
 def _container_order(local: Path, name: str) -> tuple[int, str]:
     """Files are applied in the order of the first unit type they hold, then by name (SPEC §2 Order)."""
-    from revrec_pipelines.lib.filetypes import APPLY_ORDER, type_of_name
-
     t = type_of_name(name) if name.lower().endswith(".csv") else None
     if t is not None:
         return (APPLY_ORDER.index(t), name)
