@@ -124,6 +124,8 @@ def _csv_row_numbers(text: str, height: int) -> pl.Series:
     """The file row of each record. Quoted newlines make a record span lines, so count records, not lines."""
     if "\"" not in text and "\n\n" not in text and "\r\n\r\n" not in text:
         return pl.Series("_row_number", range(2, height + 2), dtype=pl.Int64)
+    if _one_record_per_line(text, height):
+        return pl.Series("_row_number", range(2, height + 2), dtype=pl.Int64)
     reader = csv.reader(io.StringIO(text, newline=""))
     next(reader, None)
     numbers = []
@@ -133,6 +135,16 @@ def _csv_row_numbers(text: str, height: int) -> pl.Series:
             numbers.append(start)
         start = reader.line_num + 1
     return pl.Series("_row_number", numbers[:height], dtype=pl.Int64)
+
+
+def _one_record_per_line(text: str, height: int) -> bool:
+    """Whether each line after the header holds exactly one record: no line is blank, and the header and
+    `height` records fill exactly height + 1 lines (a record over several lines would need more). Lines end
+    at \n, \r\n or \r, as for the csv module that numbers the records otherwise."""
+    lines = text.replace("\r\n", "\n").replace("\r", "\n")
+    if lines.startswith("\n") or "\n\n" in lines:
+        return False
+    return lines.count("\n") + (0 if lines.endswith("\n") else 1) == height + 1
 
 
 def _cell_text(value: object) -> str | None:

@@ -13,3 +13,6 @@ SELECT * FROM invoice_register WHERE Actg_Period > {after_period} AND Actg_Perio
 INSERT INTO frozen_orders BY NAME
 SELECT {period} AS Actg_Period, * EXCLUDE (Revenue_Rule) FROM orders
 WHERE Order_Date <= last_day(make_date({period} // 100, {period} % 100, 1));
+
+-- the frozen periods' rows now come from frozen_line_periods (and journal_lines from frozen_journal_lines)
+DELETE FROM line_period_amounts WHERE Actg_Period <= {period};

@@ -1,41 +1,80 @@
 -- journal_lines: per line, period and account type, the net debit in home currency (SPEC §4 Journals).
 -- Positive is a debit, negative a credit; zero lines are omitted. Closed periods report their frozen lines.
-CREATE OR REPLACE TABLE journal_lines AS
-WITH close_state AS (
-    SELECT max(period) AS last_closed FROM closed_periods
+--
+-- Journal lines are arithmetic on the open line_periods rows, so they are a view: storing ~2 rows per
+-- line-period costs more than deriving them when read. What the view reads is written by the engine
+-- (this step and line_periods), so journal_lines changes only when the engine runs or a period closes.
+
+-- Each line's Account_Id per account type from account_mappings: its subsidiary's, else the default
+-- (empty Subsidiary_Id); resolved once per subsidiary.
+CREATE OR REPLACE TABLE journal_line_accounts AS
+WITH account_types AS (
+    SELECT * FROM (VALUES ('Contra Revenue'), ('Revenue'), ('Deferred Revenue'), ('Unbilled Receivable'),
+                          ('Deferred Expense'), ('Expense Clearing'), ('Expense Recognized')) t(Account_Type)
 ),
-open_periods AS (
-    SELECT lp.* FROM line_periods lp CROSS JOIN close_state c
-    WHERE c.last_closed IS NULL OR lp.Actg_Period > c.last_closed
+subsidiaries AS (
+    SELECT DISTINCT Subsidiary_Id FROM line_period_lines
 ),
-nets AS (
-    SELECT Actg_Period, Sales_Order_Id, Sales_Order_Item_Id, Product_Id, Customer_Id, Class, Location, Department,
-           Subsidiary_Id, Home_Currency,
+resolved AS (
+    SELECT s.Subsidiary_Id, t.Account_Type, coalesce(own.Account_Id, dflt.Account_Id) AS Account_Id
+    FROM subsidiaries s
+    CROSS JOIN account_types t
+    LEFT JOIN raw_account_mappings own
+           ON own._is_current AND own.Account_Type = t.Account_Type AND own.Subsidiary_Id = s.Subsidiary_Id
+    LEFT JOIN raw_account_mappings dflt
+           ON dflt._is_current AND dflt.Account_Type = t.Account_Type AND dflt.Subsidiary_Id IS NULL
+),
+by_subsidiary AS (
+    SELECT Subsidiary_Id,
+           any_value(Account_Id) FILTER (WHERE Account_Type = 'Contra Revenue') AS contra_revenue_account,
+           any_value(Account_Id) FILTER (WHERE Account_Type = 'Revenue') AS revenue_account,
+           any_value(Account_Id) FILTER (WHERE Account_Type = 'Deferred Revenue') AS deferred_revenue_account,
+           any_value(Account_Id) FILTER (WHERE Account_Type = 'Unbilled Receivable') AS unbilled_receivable_account,
+           any_value(Account_Id) FILTER (WHERE Account_Type = 'Deferred Expense') AS deferred_expense_account,
+           any_value(Account_Id) FILTER (WHERE Account_Type = 'Expense Clearing') AS expense_clearing_account,
+           any_value(Account_Id) FILTER (WHERE Account_Type = 'Expense Recognized') AS expense_recognized_account
+    FROM resolved
+    GROUP BY Subsidiary_Id
+)
+SELECT l.line_no, a.* EXCLUDE (Subsidiary_Id)
+FROM line_period_lines l
+JOIN by_subsidiary a ON a.Subsidiary_Id IS NOT DISTINCT FROM l.Subsidiary_Id;
+
+-- The seven nets of a row are unnested as plain numbers and named after the zero ones are dropped (about
+-- two of seven remain): cheaper than unnesting seven named structs per row.
+CREATE OR REPLACE VIEW journal_lines AS
+WITH nets AS (
+    SELECT o.Actg_Period, o.Sales_Order_Id, o.Sales_Order_Item_Id, o.Product_Id, o.Customer_Id, o.Class, o.Location,
+           o.Department, o.Subsidiary_Id, o.Home_Currency, a.* EXCLUDE (line_no),
+           unnest(range(1, 8)) AS k,
            unnest([
-               {{'t': 'Contra Revenue',      'n': New_Billing_Home + Foreign_Currency_Change_Home + Adjustment_Home}},
-               {{'t': 'Revenue',             'n': -Revenue_Home}},
-               {{'t': 'Deferred Revenue',    'n': -(Ending_Unearned_Home - Beginning_Unearned_Home)}},
-               {{'t': 'Unbilled Receivable', 'n': Ending_Unbilled_Home - Beginning_Unbilled_Home}},
-               {{'t': 'Deferred Expense',    'n': New_Commissions_Home - Commission_Amortization_Home}},
-               {{'t': 'Expense Clearing',    'n': -New_Commissions_Home}},
-               {{'t': 'Expense Recognized',  'n': Commission_Amortization_Home}}
-           ]) AS j
-    FROM open_periods
+               CAST(New_Billing_Home + Foreign_Currency_Change_Home + Adjustment_Home AS BIGINT),  -- Contra Revenue
+               CAST(-Revenue_Home AS BIGINT),                                                     -- Revenue
+               CAST(-(Ending_Unearned_Home - Beginning_Unearned_Home) AS BIGINT),                 -- Deferred Revenue
+               CAST(Ending_Unbilled_Home - Beginning_Unbilled_Home AS BIGINT),                    -- Unbilled Receivable
+               CAST(New_Commissions_Home - Commission_Amortization_Home AS BIGINT),               -- Deferred Expense
+               CAST(-New_Commissions_Home AS BIGINT),                                             -- Expense Clearing
+               CAST(Commission_Amortization_Home AS BIGINT)                                       -- Expense Recognized
+           ]) AS n
+    FROM open_line_periods o
+    JOIN journal_line_accounts a USING (line_no)
 ),
 open_lines AS (
-    SELECT n.Actg_Period, n.Sales_Order_Id, n.Sales_Order_Item_Id,
-           -- Account_Id from account_mappings: the line's subsidiary, else the default (empty Subsidiary_Id)
-           coalesce(own.Account_Id, dflt.Account_Id) AS Account_Id,
-           n.Product_Id, n.Customer_Id, CAST(n.Actg_Period AS VARCHAR) || '_' || n.j.t AS Link_Id,
-           n.Class, n.Location, n.Department, n.Subsidiary_Id,
-           n.j.t AS Account_Type, CAST(n.j.n AS BIGINT) AS Net_Debit, n.Home_Currency AS Currency
-    FROM nets n
-    LEFT JOIN raw_account_mappings own
-           ON own._is_current AND own.Account_Type = n.j.t AND own.Subsidiary_Id = n.Subsidiary_Id
-    LEFT JOIN raw_account_mappings dflt
-           ON dflt._is_current AND dflt.Account_Type = n.j.t AND dflt.Subsidiary_Id IS NULL
-    WHERE n.j.n <> 0
+    SELECT Actg_Period, Sales_Order_Id, Sales_Order_Item_Id,
+           CASE k WHEN 1 THEN contra_revenue_account WHEN 2 THEN revenue_account WHEN 3 THEN deferred_revenue_account
+                  WHEN 4 THEN unbilled_receivable_account WHEN 5 THEN deferred_expense_account WHEN 6 THEN expense_clearing_account
+                  ELSE expense_recognized_account END AS Account_Id,
+           Product_Id, Customer_Id, Class, Location, Department, Subsidiary_Id,
+           CASE k WHEN 1 THEN 'Contra Revenue' WHEN 2 THEN 'Revenue' WHEN 3 THEN 'Deferred Revenue'
+                  WHEN 4 THEN 'Unbilled Receivable' WHEN 5 THEN 'Deferred Expense' WHEN 6 THEN 'Expense Clearing'
+                  ELSE 'Expense Recognized' END AS Account_Type,
+           n AS Net_Debit, Home_Currency AS Currency
+    FROM nets
+    WHERE n <> 0
 )
 SELECT * FROM frozen_journal_lines
 UNION ALL BY NAME
-SELECT * FROM open_lines;
+SELECT Actg_Period, Sales_Order_Id, Sales_Order_Item_Id, Account_Id, Product_Id, Customer_Id,
+       CAST(Actg_Period AS VARCHAR) || '_' || Account_Type AS Link_Id, Class, Location, Department, Subsidiary_Id,
+       Account_Type, Net_Debit, Currency
+FROM open_lines;
