@@ -9,6 +9,7 @@ import dagster as dg
 import duckdb
 from dagster_duckdb import DuckDBResource
 
+from revrec_pipelines.lib import warehouse as warehouse_lib
 from revrec_pipelines.lib.settings import Settings
 from revrec_pipelines.lib.warehouse import ensure_schema
 
@@ -63,8 +64,8 @@ def build_resources(settings: Settings | None = None) -> dict[str, object]:
     config: dict[str, object] = {}
     if s.duckdb_threads:
         config["threads"] = s.duckdb_threads
-    if s.duckdb_memory_limit:
-        config["memory_limit"] = s.duckdb_memory_limit
+    # a deliberate memory limit (DuckDB's own default is 80% of the RAM); what does not fit spills beside the warehouse
+    config["memory_limit"] = s.duckdb_memory_limit or warehouse_lib.DEFAULT_MEMORY_LIMIT
     return {
         "warehouse": Warehouse(database=s.warehouse, connection_config=config),
         "revrec": RevrecSettings.from_settings(s),

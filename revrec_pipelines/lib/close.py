@@ -144,7 +144,10 @@ def close_period(
     if recompute:
         engine.compute(con, home_currency, progress)
     if expected is None:  # the first close ever: every earlier period closes with it, as history
-        first = min(con.execute("SELECT coalesce(min(Actg_Period), ?) FROM line_periods", [period]).fetchall()[0][0], period)
+        # the first period line_periods reports, read from the tables behind it (sql/revrec/line_periods.sql)
+        first = min(con.execute(
+            "SELECT coalesce(min(Actg_Period), ?) FROM (SELECT Actg_Period FROM frozen_line_periods "
+            "UNION ALL SELECT Actg_Period FROM line_period_amounts)", [period]).fetchall()[0][0], period)
     else:
         first = expected
     problems = blocking_problems(con, first, period)

@@ -65,8 +65,9 @@ def ensure_schema(con: duckdb.DuckDBPyConnection) -> None:
 
 # A deliberate DuckDB memory limit (DuckDB's own default is 80% of the RAM): the work that does not fit
 # spills to temp_directory. With it, a million order lines run end to end in under 4 GB of RSS (see
-# BENCHMARKS.md); more memory makes the largest steps faster. The benchmark uses it with one thread per core
-# unless REVREC_DUCKDB_MEMORY_LIMIT / REVREC_DUCKDB_THREADS say otherwise.
+# BENCHMARKS.md); more memory makes the largest steps faster. Every connection the project opens uses it
+# unless REVREC_DUCKDB_MEMORY_LIMIT says otherwise; threads default to DuckDB's one per core
+# (REVREC_DUCKDB_THREADS).
 DEFAULT_MEMORY_LIMIT = "3GB"
 
 
@@ -83,8 +84,7 @@ def connect(
     config: dict[str, object] = {}
     if threads:
         config["threads"] = int(threads)
-    if memory_limit:
-        config["memory_limit"] = memory_limit
+    config["memory_limit"] = memory_limit or DEFAULT_MEMORY_LIMIT
     con = duckdb.connect(str(p), read_only=read_only, config=config)
     # Spill to a folder beside the warehouse when a step needs more than memory_limit.
     if not read_only:

@@ -1,11 +1,23 @@
 -- Rows whose rollforward does not add up (SPEC §4): beginning + billing + FX − revenue + adjustment = ending
 -- position, beginning = previous ending, backlog and deferred expense roll forward.
-WITH rows AS (
+-- Only the periods checked are read, plus each line's last row before them (its ending balances are
+-- what the first checked row must begin with): a close checks its own periods, not the whole history.
+WITH checked AS (
+    SELECT *, true AS in_range FROM line_periods WHERE Actg_Period BETWEEN {from_period} AND {to_period}
+),
+prior AS (
+    SELECT Sales_Order_Item_Id, max(Actg_Period) AS Actg_Period,
+           arg_max(Ending_Unearned_Revenue, Actg_Period) AS Ending_Unearned_Revenue,
+           arg_max(Ending_Unbilled_Receivable, Actg_Period) AS Ending_Unbilled_Receivable, false AS in_range
+    FROM line_periods
+    WHERE Actg_Period < {from_period}
+    GROUP BY Sales_Order_Item_Id
+),
+rows AS (
     SELECT *,
            lag(Ending_Unearned_Revenue) OVER w AS prev_unearned, lag(Ending_Unbilled_Receivable) OVER w AS prev_unbilled,
-           lag(Ending_Backlog) OVER w AS prev_backlog, lag(Ending_Deferred_Expense) OVER w AS prev_expense,
            lag(Actg_Period) OVER w AS prev_period
-    FROM line_periods
+    FROM (SELECT * FROM checked UNION ALL BY NAME SELECT * FROM prior)
     WINDOW w AS (PARTITION BY Sales_Order_Item_Id ORDER BY Actg_Period)
 )
 SELECT Sales_Order_Id, Sales_Order_Item_Id, Actg_Period,
@@ -24,6 +36,5 @@ SELECT Sales_Order_Id, Sales_Order_Item_Id, Actg_Period,
             THEN 'a line carries both unearned revenue and an unbilled receivable, or a negative balance'
        END AS problem
 FROM rows
-WHERE Actg_Period BETWEEN {from_period} AND {to_period}
-  AND problem IS NOT NULL
+WHERE in_range AND problem IS NOT NULL
 ORDER BY Actg_Period, Sales_Order_Id, Sales_Order_Item_Id

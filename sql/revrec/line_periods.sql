@@ -9,13 +9,11 @@
 -- attributes as of this computation) and line_period_amounts (one row per line and period: the flows
 -- and balances) — and line_periods is the view that assembles the rows from them and the frozen rows.
 
--- The lines that are not held, numbered in id order (a stable key: the same data gives the same numbers).
--- Integer keys are spread 2^32 apart: DuckDB 2.0.0 joins a dense integer key with its perfect hash join,
--- whose dictionary output makes some later operators fail ("INTERNAL Error: dict-surviving cache: global
--- dictionary column … changed identity"); a sparse key is joined by hashing, as fast here and safe.
+-- The lines that are not held, with the integer keys line_series gave them (line_keys: id order) and
+-- their rate into home currency.
 CREATE OR REPLACE TEMP TABLE period_lines AS
-SELECT row_number() OVER (ORDER BY Sales_Order_Item_Id) * 4294967296 AS line_no, *
-FROM order_lines WHERE Sales_Order_Item_Id NOT IN (SELECT Sales_Order_Item_Id FROM held_lines);
+SELECT k.line_no, k.in_home, k.x_limit, k.num_s, k.den_s, k.num, k.den, l.*
+FROM order_lines l JOIN line_keys k USING (Sales_Order_Item_Id);
 
 -- Lines frozen in closed periods that are no longer contract lines (an invoice-as-contract line whose
 -- invoice now names an order line) are reversed in O, everything they reported caught up to zero; they
@@ -98,6 +96,9 @@ spans AS (
     -- a line's rows run from its first period (booking, service start, first event) to the latest of
     -- the contract's last period and its last event; once periods are closed, from O at the earliest
     SELECT l.line_no, l.Revenue_Rule, l.contract_last_mi, s.open_mi,
+           l.Allocated_Revenue AS amount, l.start_mi, l.end_mi, l.booking_mi,
+           l.Service_Start_Date AS s, l.Service_End_Date AS e,
+           l.in_home, l.x_limit, l.num_s, l.den_s, l.num, l.den,
            least(l.booking_mi, l.start_mi, coalesce(e.first_event_mi, l.start_mi)) AS first_mi,
            greatest(l.contract_last_mi, coalesce(e.last_event_mi, l.contract_last_mi)) AS last_mi,
            f.Sales_Order_Item_Id IS NOT NULL AS has_frozen,
@@ -118,107 +119,165 @@ FROM (SELECT *, CASE WHEN open_mi IS NULL THEN first_mi
                      ELSE first_mi END AS lo
       FROM spans);
 
-CREATE OR REPLACE TABLE line_period_amounts AS
-WITH series AS NOT MATERIALIZED (
-    SELECT l.line_no, s.* EXCLUDE (Sales_Order_Item_Id)
-    FROM line_series s JOIN period_lines l USING (Sales_Order_Item_Id)
-),
-current_through_open AS (
+-- The revenue schedule of ratable_daily lines needs, for its last month, the sum of the earlier months'
+-- rounded values (the last month takes A minus that sum); and once periods are closed, what the schedule
+-- recognized before the line's first open row (folded into it). Summed here from the months before the
+-- last (ratable_monthly lines need neither: every month but the last is round(A / M)).
+CREATE OR REPLACE TEMP TABLE daily_schedule_sums AS
+SELECT line_no,
+       CAST(sum(ideal) AS BIGINT) AS before_end,
+       CAST(coalesce(sum(ideal) FILTER (WHERE mi < lo), 0) AS BIGINT) AS before_lo,
+       CAST(coalesce(sum(to_home(ideal, in_home, x_limit, num_s, den_s, num, den)) FILTER (WHERE mi < lo), 0) AS BIGINT)
+           AS before_lo_home
+FROM (SELECT line_no, lo, in_home, x_limit, num_s, den_s, num, den, mi,
+             -- round(A × days_in(p) / D): the first month from the start date, later ones whole
+             round_share(amount, CASE WHEN mi = start_mi THEN CAST(month_start(start_mi + 1) AS DATE) - s
+                                      ELSE days_in_month(mi) END, e - s + 1) AS ideal
+      FROM (SELECT *, unnest(range(start_mi, end_mi)) AS mi FROM period_bounds WHERE Revenue_Rule = 'ratable_daily'))
+GROUP BY line_no;
+
+-- Per line, what its first row must add besides the month's own flows, series by series: once periods are
+-- closed and the line's rows start at the first open period O, O reports (current cumulative through O) −
+-- (frozen cumulative through L) — its own month's current value plus `fold`, what the current schedule
+-- and events hold before O less what the closed periods reported. Zero for every line before any close.
+CREATE OR REPLACE TEMP TABLE line_terms AS
+WITH events_before AS (
     SELECT s.line_no,
-           sum(revenue) AS revenue, sum(billing) AS billing, sum(fx) AS fx, sum(booking) AS booking,
-           sum(commissions) AS commissions, sum(amortization) AS amortization,
-           sum(revenue_home) AS revenue_home, sum(billing_home) AS billing_home, sum(fx_home) AS fx_home,
-           sum(commissions_home) AS commissions_home, sum(amortization_home) AS amortization_home
-    FROM series s JOIN period_bounds b USING (line_no)
-    WHERE s.mi <= b.open_mi
-    GROUP BY ALL
+           sum(s.revenue) AS revenue, sum(s.billing) AS billing, sum(s.fx) AS fx, sum(s.commissions) AS commissions,
+           sum(s.amortization) AS amortization, sum(s.revenue_home) AS revenue_home, sum(s.billing_home) AS billing_home,
+           sum(s.fx_home) AS fx_home, sum(s.commissions_home) AS commissions_home,
+           sum(s.amortization_home) AS amortization_home
+    FROM line_series s
+    JOIN (SELECT line_no, lo FROM period_bounds WHERE open_mi IS NOT NULL) b USING (line_no)
+    WHERE s.mi < b.lo
+    GROUP BY s.line_no
 ),
-month_flows AS (
-    -- the months that have a flow: O reports (current cumulative through O) − (frozen cumulative through
-    -- L), every later month its current value
-    SELECT b.line_no, b.open_mi AS mi,
-           CAST(coalesce(c.revenue, 0) - coalesce(b.frozen_revenue, 0) AS BIGINT) AS revenue,
-           CAST(coalesce(c.billing, 0) - coalesce(b.frozen_billing, 0) AS BIGINT) AS billing,
-           CAST(coalesce(c.fx, 0) - coalesce(b.frozen_fx, 0) AS BIGINT) AS fx,
-           CAST(coalesce(c.booking, 0) - coalesce(b.frozen_booking, 0) AS BIGINT) AS booking,
-           CAST(coalesce(c.commissions, 0) - coalesce(b.frozen_commissions, 0) AS BIGINT) AS commissions,
-           CAST(coalesce(c.amortization, 0) - coalesce(b.frozen_amortization, 0) AS BIGINT) AS amortization,
-           CAST(coalesce(c.revenue_home, 0) - coalesce(b.frozen_revenue_home, 0) AS BIGINT) AS revenue_home,
-           CAST(coalesce(c.billing_home, 0) - coalesce(b.frozen_billing_home, 0) AS BIGINT) AS billing_home,
-           CAST(coalesce(c.fx_home, 0) - coalesce(b.frozen_fx_home, 0) AS BIGINT) AS fx_home,
-           CAST(coalesce(c.commissions_home, 0) - coalesce(b.frozen_commissions_home, 0) AS BIGINT) AS commissions_home,
-           CAST(coalesce(c.amortization_home, 0) - coalesce(b.frozen_amortization_home, 0) AS BIGINT) AS amortization_home
-    FROM period_bounds b LEFT JOIN current_through_open c USING (line_no)
-    WHERE b.lo = b.open_mi
-    UNION ALL
-    SELECT s.line_no, s.mi, s.revenue, s.billing, s.fx, s.booking, s.commissions, s.amortization,
-           s.revenue_home, s.billing_home, s.fx_home, s.commissions_home, s.amortization_home
-    FROM series s JOIN period_bounds b USING (line_no)
-    WHERE b.open_mi IS NULL OR s.mi > b.open_mi
+terms AS (
+    SELECT b.*,
+           -- the schedule's months: a ratable_monthly month is round(A / M), its last the remainder
+           round_part(b.amount, b.end_mi - b.start_mi + 1) AS monthly,
+           CASE WHEN b.Revenue_Rule = 'ratable_monthly'
+                THEN b.amount - (b.end_mi - b.start_mi) * round_part(b.amount, b.end_mi - b.start_mi + 1)
+                WHEN b.Revenue_Rule = 'ratable_daily' THEN b.amount - coalesce(d.before_end, 0)
+                ELSE b.amount END AS last_month,
+           coalesce(d.before_lo, 0) AS before_lo, coalesce(d.before_lo_home, 0) AS before_lo_home,
+           e.revenue AS ev_revenue, e.billing AS ev_billing, e.fx AS ev_fx, e.commissions AS ev_commissions,
+           e.amortization AS ev_amortization, e.revenue_home AS ev_revenue_home, e.billing_home AS ev_billing_home,
+           e.fx_home AS ev_fx_home, e.commissions_home AS ev_commissions_home,
+           e.amortization_home AS ev_amortization_home
+    FROM period_bounds b
+    LEFT JOIN daily_schedule_sums d USING (line_no)
+    LEFT JOIN events_before e USING (line_no)
+),
+schedule_before AS (
+    SELECT *,
+           CASE WHEN Revenue_Rule = 'usage' OR lo <= start_mi THEN 0
+                WHEN Revenue_Rule = 'point_in_time' THEN amount
+                WHEN lo > end_mi THEN amount
+                WHEN Revenue_Rule = 'ratable_monthly' THEN (lo - start_mi) * monthly
+                ELSE before_lo END AS schedule_before,
+           CASE WHEN Revenue_Rule = 'usage' OR lo <= start_mi THEN 0
+                WHEN Revenue_Rule = 'point_in_time' THEN to_home(amount, in_home, x_limit, num_s, den_s, num, den)
+                WHEN Revenue_Rule = 'ratable_monthly'
+                THEN (least(lo, end_mi) - start_mi) * to_home(monthly, in_home, x_limit, num_s, den_s, num, den)
+                     + CASE WHEN lo > end_mi THEN to_home(last_month, in_home, x_limit, num_s, den_s, num, den) ELSE 0 END
+                ELSE before_lo_home
+                     + CASE WHEN lo > end_mi THEN to_home(last_month, in_home, x_limit, num_s, den_s, num, den) ELSE 0 END
+                END AS schedule_before_home
+    FROM terms
+)
+SELECT line_no, Revenue_Rule, amount, start_mi, end_mi, booking_mi, s, e, lo, hi, monthly, last_month,
+       CAST(month_start(start_mi + 1) AS DATE) - s AS first_days,
+       in_home, x_limit, num_s, den_s, num, den,
+       CAST(schedule_before + coalesce(ev_revenue, 0) - coalesce(frozen_revenue, 0) AS BIGINT) AS fold_revenue,
+       CAST(coalesce(ev_billing, 0) - coalesce(frozen_billing, 0) AS BIGINT) AS fold_billing,
+       CAST(coalesce(ev_fx, 0) - coalesce(frozen_fx, 0) AS BIGINT) AS fold_fx,
+       CAST(CASE WHEN Revenue_Rule <> 'usage' AND booking_mi < lo THEN amount ELSE 0 END
+            - coalesce(frozen_booking, 0) AS BIGINT) AS fold_booking,
+       CAST(coalesce(ev_commissions, 0) - coalesce(frozen_commissions, 0) AS BIGINT) AS fold_commissions,
+       CAST(coalesce(ev_amortization, 0) - coalesce(frozen_amortization, 0) AS BIGINT) AS fold_amortization,
+       CAST(schedule_before_home + coalesce(ev_revenue_home, 0) - coalesce(frozen_revenue_home, 0) AS BIGINT)
+           AS fold_revenue_home,
+       CAST(coalesce(ev_billing_home, 0) - coalesce(frozen_billing_home, 0) AS BIGINT) AS fold_billing_home,
+       CAST(coalesce(ev_fx_home, 0) - coalesce(frozen_fx_home, 0) AS BIGINT) AS fold_fx_home,
+       CAST(coalesce(ev_commissions_home, 0) - coalesce(frozen_commissions_home, 0) AS BIGINT) AS fold_commissions_home,
+       CAST(coalesce(ev_amortization_home, 0) - coalesce(frozen_amortization_home, 0) AS BIGINT) AS fold_amortization_home
+FROM schedule_before;
+
+CREATE OR REPLACE TABLE line_period_amounts AS
+WITH grid AS (
+    -- every month of each line's rows, lo … hi, with the month's value of the revenue schedule (a usage
+    -- line's revenue is its usage, in line_series) and of the booking, and in the line's first row what
+    -- came before it (fold); narrowed to these before the join with the events
+    SELECT line_no + mi AS line_month, line_no, mi,
+           sched + CASE WHEN mi = lo THEN fold_revenue ELSE 0 END AS revenue,
+           CASE WHEN mi = lo THEN fold_billing ELSE 0 END AS billing,
+           CASE WHEN mi = lo THEN fold_fx ELSE 0 END AS fx,
+           CASE WHEN Revenue_Rule <> 'usage' AND mi = booking_mi THEN amount ELSE 0 END
+               + CASE WHEN mi = lo THEN fold_booking ELSE 0 END AS booking,
+           CASE WHEN mi = lo THEN fold_commissions ELSE 0 END AS commissions,
+           CASE WHEN mi = lo THEN fold_amortization ELSE 0 END AS amortization,
+           to_home(sched, in_home, x_limit, num_s, den_s, num, den)
+               + CASE WHEN mi = lo THEN fold_revenue_home ELSE 0 END AS revenue_home,
+           CASE WHEN mi = lo THEN fold_billing_home ELSE 0 END AS billing_home,
+           CASE WHEN mi = lo THEN fold_fx_home ELSE 0 END AS fx_home,
+           CASE WHEN mi = lo THEN fold_commissions_home ELSE 0 END AS commissions_home,
+           CASE WHEN mi = lo THEN fold_amortization_home ELSE 0 END AS amortization_home
+    FROM (SELECT *,
+                 CASE WHEN Revenue_Rule = 'point_in_time' THEN CASE WHEN mi = start_mi THEN amount ELSE 0 END
+                      WHEN Revenue_Rule = 'usage' OR mi < start_mi OR mi > end_mi THEN 0
+                      WHEN mi = end_mi THEN last_month
+                      WHEN Revenue_Rule = 'ratable_monthly' THEN monthly
+                      -- round(A × days_in(p) / D): the first month from the start date, later ones whole
+                      -- (the last month, where the end date falls, takes the remainder)
+                      WHEN Revenue_Rule = 'ratable_daily'
+                      THEN round_share(amount, CASE WHEN mi = start_mi THEN first_days ELSE days_in_month(mi) END,
+                                       e - s + 1)
+                      ELSE 0 END AS sched
+          FROM (SELECT *, unnest(range(lo, hi + 1)) AS mi FROM line_terms))
+),
+flows AS (
+    -- the month's value of every series: the grid's plus the events of line_series (joined on one integer,
+    -- line_no + mi, as line_series is grouped)
+    SELECT g.line_no, g.mi,
+           g.revenue + coalesce(s.revenue, 0) AS revenue, g.billing + coalesce(s.billing, 0) AS billing,
+           g.fx + coalesce(s.fx, 0) AS fx, g.booking,
+           g.commissions + coalesce(s.commissions, 0) AS commissions,
+           g.amortization + coalesce(s.amortization, 0) AS amortization,
+           g.revenue_home + coalesce(s.revenue_home, 0) AS revenue_home,
+           g.billing_home + coalesce(s.billing_home, 0) AS billing_home,
+           g.fx_home + coalesce(s.fx_home, 0) AS fx_home,
+           g.commissions_home + coalesce(s.commissions_home, 0) AS commissions_home,
+           g.amortization_home + coalesce(s.amortization_home, 0) AS amortization_home
+    FROM grid g
+    LEFT JOIN (SELECT line_no + mi AS line_month, * EXCLUDE (line_no, mi) FROM line_series) s USING (line_month)
 ),
 running AS (
-    -- running sums over the months with a flow; the months between carry the sums on unchanged
     SELECT *,
            CAST(sum(billing + fx - revenue) OVER w AS BIGINT) AS cum_flow,
            CAST(sum(billing_home + fx_home - revenue_home) OVER w AS BIGINT) AS cum_flow_home,
            CAST(sum(booking - revenue) OVER w AS BIGINT) AS cum_backlog,
-           CAST(sum(commissions - amortization) OVER w AS BIGINT) AS cum_expense,
-           lead(mi) OVER w AS next_mi,
-           lag(mi) OVER w IS NULL AS is_first
-    FROM month_flows
+           CAST(sum(commissions - amortization) OVER w AS BIGINT) AS cum_expense
+    FROM flows
     WINDOW w AS (PARTITION BY line_no ORDER BY mi ROWS UNBOUNDED PRECEDING)
-),
-months AS (
-    -- every month of the line's span: a month with a flow, the months up to its next one, and before the
-    -- first one, the months from the span's start
-    SELECT r.line_no, r.mi AS flow_mi,
-           unnest(range(CASE WHEN r.is_first THEN b.lo ELSE r.mi END, coalesce(r.next_mi, b.hi + 1))) AS mi,
-           r.* EXCLUDE (line_no, mi, next_mi, is_first)
-    FROM running r JOIN period_bounds b USING (line_no)
-    UNION ALL BY NAME
-    -- lines without any flow in their span
-    SELECT b.line_no, NULL AS flow_mi, unnest(range(b.lo, b.hi + 1)) AS mi
-    FROM period_bounds b
-    WHERE b.line_no NOT IN (SELECT line_no FROM month_flows)
-),
-month_values AS (
-    SELECT m.line_no, m.mi,
-           CASE WHEN m.mi = m.flow_mi THEN m.revenue ELSE 0 END AS revenue,
-           CASE WHEN m.mi = m.flow_mi THEN m.billing ELSE 0 END AS billing,
-           CASE WHEN m.mi = m.flow_mi THEN m.fx ELSE 0 END AS fx,
-           CASE WHEN m.mi = m.flow_mi THEN m.booking ELSE 0 END AS booking,
-           CASE WHEN m.mi = m.flow_mi THEN m.commissions ELSE 0 END AS commissions,
-           CASE WHEN m.mi = m.flow_mi THEN m.amortization ELSE 0 END AS amortization,
-           CASE WHEN m.mi = m.flow_mi THEN m.revenue_home ELSE 0 END AS revenue_home,
-           CASE WHEN m.mi = m.flow_mi THEN m.billing_home ELSE 0 END AS billing_home,
-           CASE WHEN m.mi = m.flow_mi THEN m.fx_home ELSE 0 END AS fx_home,
-           CASE WHEN m.mi = m.flow_mi THEN m.commissions_home ELSE 0 END AS commissions_home,
-           CASE WHEN m.mi = m.flow_mi THEN m.amortization_home ELSE 0 END AS amortization_home,
-           -- running sums through this month (none before the first month with a flow)
-           CASE WHEN m.mi >= m.flow_mi THEN m.cum_flow ELSE 0 END AS cum_flow,
-           CASE WHEN m.mi >= m.flow_mi THEN m.cum_flow_home ELSE 0 END AS cum_flow_home,
-           CASE WHEN m.mi >= m.flow_mi THEN m.cum_backlog ELSE 0 END AS cum_backlog,
-           CASE WHEN m.mi >= m.flow_mi THEN m.cum_expense ELSE 0 END AS cum_expense,
-           b.Revenue_Rule, b.contract_last_mi, b.first_mi, b.last_mi, b.lo,
-           b.position_start, b.position_home_start, b.backlog_start, b.deferred_expense_start
-    FROM months m JOIN period_bounds b USING (line_no)
 ),
 positioned AS (
     -- P = unearned − unbilled; from the contract's last period on, the adjustment trues P up to 0.
     -- The previous row is the previous month (a line has every month of its span): its balances are the
     -- running sums without this month's flow.
-    SELECT *,
-           CASE WHEN mi >= contract_last_mi THEN 0 ELSE position_start + cum_flow END AS position,
-           CASE WHEN mi >= contract_last_mi THEN 0 ELSE position_home_start + cum_flow_home END AS position_home,
-           backlog_start + cum_backlog AS backlog,
-           deferred_expense_start + cum_expense AS deferred_expense,
-           CASE WHEN mi = lo THEN position_start WHEN mi - 1 >= contract_last_mi THEN 0
-                ELSE position_start + cum_flow - (billing + fx - revenue) END AS prev_position,
-           CASE WHEN mi = lo THEN position_home_start WHEN mi - 1 >= contract_last_mi THEN 0
-                ELSE position_home_start + cum_flow_home - (billing_home + fx_home - revenue_home) END AS prev_position_home,
-           backlog_start + cum_backlog - (booking - revenue) AS prev_backlog,
-           deferred_expense_start + cum_expense - (commissions - amortization) AS prev_deferred_expense
-    FROM month_values
+    SELECT r.*, b.Revenue_Rule, b.first_mi, b.last_mi,
+           CASE WHEN r.mi >= b.contract_last_mi THEN 0 ELSE b.position_start + r.cum_flow END AS position,
+           CASE WHEN r.mi >= b.contract_last_mi THEN 0 ELSE b.position_home_start + r.cum_flow_home END AS position_home,
+           b.backlog_start + r.cum_backlog AS backlog,
+           b.deferred_expense_start + r.cum_expense AS deferred_expense,
+           CASE WHEN r.mi = b.lo THEN b.position_start WHEN r.mi - 1 >= b.contract_last_mi THEN 0
+                ELSE b.position_start + r.cum_flow - (r.billing + r.fx - r.revenue) END AS prev_position,
+           CASE WHEN r.mi = b.lo THEN b.position_home_start WHEN r.mi - 1 >= b.contract_last_mi THEN 0
+                ELSE b.position_home_start + r.cum_flow_home - (r.billing_home + r.fx_home - r.revenue_home) END
+               AS prev_position_home,
+           b.backlog_start + r.cum_backlog - (r.booking - r.revenue) AS prev_backlog,
+           b.deferred_expense_start + r.cum_expense - (r.commissions - r.amortization) AS prev_deferred_expense
+    FROM running r JOIN period_bounds b USING (line_no)
 )
 -- (a usage line has no backlog: kept empty, as line_periods shows it)
 SELECT line_no, period_of_index(mi) AS Actg_Period,

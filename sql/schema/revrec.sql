@@ -8,6 +8,30 @@ CREATE OR REPLACE MACRO rdiv(n, d) AS (
          ELSE -((2 * -CAST(n AS HUGEINT) + CAST(d AS HUGEINT)) // (2 * CAST(d AS HUGEINT)))
     END);
 
+-- Exact rounding without HUGEINT division where nothing can overflow (a HUGEINT division costs about
+-- fifty BIGINT ones); the schema's rdiv otherwise, so every result is the one rdiv gives.
+-- round(n / d) half away from zero, for BIGINT n > -2^63 and 1 ≤ d ≤ 2^62: q + (2r ≥ d), q, r of |n| / d.
+CREATE OR REPLACE MACRO rdiv_i64(n, d) AS (
+    CASE WHEN n >= 0 THEN n // d + CASE WHEN 2 * (n % d) >= d THEN 1 ELSE 0 END
+         ELSE -((-n) // d + CASE WHEN 2 * ((-n) % d) >= d THEN 1 ELSE 0 END) END);
+-- round(a × k / d): a an amount in cents, 0 ≤ k ≤ 31 days of a month
+CREATE OR REPLACE MACRO round_share(a, k, d) AS (
+    CASE WHEN a BETWEEN -288230376151711743 AND 288230376151711743 AND k BETWEEN 0 AND 31
+              AND d BETWEEN 1 AND 4611686018427387903
+         THEN rdiv_i64(a * k, d)
+         ELSE CAST(rdiv(CAST(a AS HUGEINT) * k, d) AS BIGINT) END);
+-- round(a / m)
+CREATE OR REPLACE MACRO round_part(a, m) AS (
+    CASE WHEN a BETWEEN -4611686018427387903 AND 4611686018427387903 AND m BETWEEN 1 AND 4611686018427387903
+         THEN rdiv_i64(a, m)
+         ELSE CAST(rdiv(a, m) AS BIGINT) END);
+
+-- round(x × r) into home currency with the line's rate (a line_keys row: see sql/revrec/line_series.sql)
+CREATE OR REPLACE MACRO to_home(x, in_home, x_limit, num_s, den_s, num, den) AS (
+    CASE WHEN in_home THEN x
+         WHEN x BETWEEN -x_limit AND x_limit THEN rdiv_i64(x * num_s, den_s)
+         ELSE CAST(rdiv(x * num, den) AS BIGINT) END);
+
 CREATE OR REPLACE MACRO cents(x) AS CAST(x * 100 AS BIGINT);            -- DECIMAL(18,2) → cents, exact
 CREATE OR REPLACE MACRO micros(x) AS CAST(x * 1000000 AS HUGEINT);      -- DECIMAL(18,6) → millionths, exact
 CREATE OR REPLACE MACRO rate_units(x) AS CAST(x * 1000000000000 AS HUGEINT);  -- DECIMAL(24,12) → 1e-12
@@ -18,6 +42,11 @@ CREATE OR REPLACE MACRO month_index(d) AS (year(d) * 12 + month(d) - 1);
 CREATE OR REPLACE MACRO period_of_index(i) AS CAST((i // 12) * 100 + i % 12 + 1 AS INTEGER);
 CREATE OR REPLACE MACRO index_of_period(p) AS ((p // 100) * 12 + p % 100 - 1);
 CREATE OR REPLACE MACRO month_start(i) AS make_date(CAST(i // 12 AS BIGINT), CAST(i % 12 + 1 AS BIGINT), 1);
+-- the number of days of month index i (arithmetic: cheaper than building dates row by row)
+CREATE OR REPLACE MACRO days_in_month(i) AS (
+    CASE i % 12 WHEN 1 THEN CASE WHEN ((i // 12) % 4 = 0 AND (i // 12) % 100 <> 0) OR (i // 12) % 400 = 0
+                                 THEN 29 ELSE 28 END
+                WHEN 3 THEN 30 WHEN 5 THEN 30 WHEN 8 THEN 30 WHEN 10 THEN 30 ELSE 31 END);
 CREATE OR REPLACE MACRO period_of(d) AS period_of_index(month_index(d));
 
 -- Export formats (SPEC §6): money with exactly 2 decimals; quantities and prices as plain decimals.

@@ -70,8 +70,10 @@ TABLES: tuple[TableAsset, ...] = (
     ),
     TableAsset(
         "line_series", ("held_lines",),
-        "The current (ideal) schedule of every series per line and month index — revenue, billing, FX change, "
-        "booking, commissions and their amortization — in line and home currency, before closed periods apply.",
+        "The current (ideal) value per line and month index of the series that come from events — billing and FX "
+        "change (invoices), a usage line's revenue (usage), commissions and their amortization — in line and home "
+        "currency, before closed periods apply. The revenue schedule and booking of other lines follow from their "
+        "terms and are laid out by line_periods. Also writes line_keys (each line's integer key and home rate).",
         preview_order="Sales_Order_Item_Id, mi",
     ),
     TableAsset(
