@@ -66,6 +66,7 @@ def build_resources(settings: Settings | None = None) -> dict[str, object]:
         config["threads"] = s.duckdb_threads
     # a deliberate memory limit (DuckDB's own default is 80% of the RAM); what does not fit spills beside the warehouse
     config["memory_limit"] = s.duckdb_memory_limit or warehouse_lib.DEFAULT_MEMORY_LIMIT
+    config["preserve_insertion_order"] = warehouse_lib.PRESERVE_INSERTION_ORDER
     return {
         "warehouse": Warehouse(database=s.warehouse, connection_config=config),
         "revrec": RevrecSettings.from_settings(s),

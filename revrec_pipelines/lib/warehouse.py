@@ -69,6 +69,9 @@ def ensure_schema(con: duckdb.DuckDBPyConnection) -> None:
 # unless REVREC_DUCKDB_MEMORY_LIMIT says otherwise; threads default to DuckDB's one per core
 # (REVREC_DUCKDB_THREADS).
 DEFAULT_MEMORY_LIMIT = "3GB"
+# Tables are written in parallel, in no particular order: nothing reads rows in insertion order (exports, previews
+# and checks order explicitly), and keeping it costs memory and time on the largest steps (BENCHMARKS.md).
+PRESERVE_INSERTION_ORDER = False
 
 
 def connect(
@@ -85,6 +88,7 @@ def connect(
     if threads:
         config["threads"] = int(threads)
     config["memory_limit"] = memory_limit or DEFAULT_MEMORY_LIMIT
+    config["preserve_insertion_order"] = PRESERVE_INSERTION_ORDER
     con = duckdb.connect(str(p), read_only=read_only, config=config)
     # Spill to a folder beside the warehouse when a step needs more than memory_limit.
     if not read_only:

@@ -187,6 +187,7 @@ schedule_before AS (
     FROM terms
 )
 SELECT line_no, Revenue_Rule, amount, start_mi, end_mi, booking_mi, s, e, lo, hi, monthly, last_month,
+       contract_last_mi, first_mi, last_mi, position_start, position_home_start, backlog_start, deferred_expense_start,
        CAST(month_start(start_mi + 1) AS DATE) - s AS first_days,
        in_home, x_limit, num_s, den_s, num, den,
        CAST(schedule_before + coalesce(ev_revenue, 0) - coalesce(frozen_revenue, 0) AS BIGINT) AS fold_revenue,
@@ -208,8 +209,12 @@ CREATE OR REPLACE TABLE line_period_amounts AS
 WITH grid AS (
     -- every month of each line's rows, lo … hi, with the month's value of the revenue schedule (a usage
     -- line's revenue is its usage, in line_series) and of the booking, and in the line's first row what
-    -- came before it (fold); narrowed to these before the join with the events
-    SELECT line_no + mi AS line_month, line_no, mi,
+    -- came before it (fold); narrowed to these and a few flags before the join with the events
+    SELECT line_no + mi AS line_month, line_no, mi, false AS is_start,
+           mi > lo AND mi - 1 >= contract_last_mi AS after_contract_before,
+           mi >= contract_last_mi AS after_contract,
+           mi BETWEEN first_mi AND last_mi AS in_span,
+           Revenue_Rule = 'usage' AS is_usage,
            sched + CASE WHEN mi = lo THEN fold_revenue ELSE 0 END AS revenue,
            CASE WHEN mi = lo THEN fold_billing ELSE 0 END AS billing,
            CASE WHEN mi = lo THEN fold_fx ELSE 0 END AS fx,
@@ -239,7 +244,7 @@ WITH grid AS (
 flows AS (
     -- the month's value of every series: the grid's plus the events of line_series (joined on one integer,
     -- line_no + mi, as line_series is grouped)
-    SELECT g.line_no, g.mi,
+    SELECT g.line_no, g.mi, g.is_start, g.after_contract_before, g.after_contract, g.in_span, g.is_usage,
            g.revenue + coalesce(s.revenue, 0) AS revenue, g.billing + coalesce(s.billing, 0) AS billing,
            g.fx + coalesce(s.fx, 0) AS fx, g.booking,
            g.commissions + coalesce(s.commissions, 0) AS commissions,
@@ -251,8 +256,18 @@ flows AS (
            g.amortization_home + coalesce(s.amortization_home, 0) AS amortization_home
     FROM grid g
     LEFT JOIN (SELECT line_no + mi AS line_month, * EXCLUDE (line_no, mi) FROM line_series) s USING (line_month)
+    UNION ALL
+    -- once periods are closed, a line whose balances carry on from them starts from a row before its first
+    -- one whose flows are those balances (P = billing; backlog = booking; deferred expense = commissions),
+    -- so that the running sums are the balances; the row itself is not kept
+    SELECT line_no, lo - 1, true, false, false, false, false,
+           0, position_start, 0, backlog_start, deferred_expense_start, 0, 0, position_home_start, 0, 0, 0
+    FROM line_terms
+    WHERE position_start <> 0 OR position_home_start <> 0 OR backlog_start <> 0 OR deferred_expense_start <> 0
 ),
 running AS (
+    -- running sums (the balances after the month): P = unearned − unbilled, in line and home currency,
+    -- backlog and deferred expense
     SELECT *,
            CAST(sum(billing + fx - revenue) OVER w AS BIGINT) AS cum_flow,
            CAST(sum(billing_home + fx_home - revenue_home) OVER w AS BIGINT) AS cum_flow_home,
@@ -262,31 +277,29 @@ running AS (
     WINDOW w AS (PARTITION BY line_no ORDER BY mi ROWS UNBOUNDED PRECEDING)
 ),
 positioned AS (
-    -- P = unearned − unbilled; from the contract's last period on, the adjustment trues P up to 0.
-    -- The previous row is the previous month (a line has every month of its span): its balances are the
-    -- running sums without this month's flow.
-    SELECT r.*, b.Revenue_Rule, b.first_mi, b.last_mi,
-           CASE WHEN r.mi >= b.contract_last_mi THEN 0 ELSE b.position_start + r.cum_flow END AS position,
-           CASE WHEN r.mi >= b.contract_last_mi THEN 0 ELSE b.position_home_start + r.cum_flow_home END AS position_home,
-           b.backlog_start + r.cum_backlog AS backlog,
-           b.deferred_expense_start + r.cum_expense AS deferred_expense,
-           CASE WHEN r.mi = b.lo THEN b.position_start WHEN r.mi - 1 >= b.contract_last_mi THEN 0
-                ELSE b.position_start + r.cum_flow - (r.billing + r.fx - r.revenue) END AS prev_position,
-           CASE WHEN r.mi = b.lo THEN b.position_home_start WHEN r.mi - 1 >= b.contract_last_mi THEN 0
-                ELSE b.position_home_start + r.cum_flow_home - (r.billing_home + r.fx_home - r.revenue_home) END
+    -- from the contract's last period on, the adjustment trues P up to 0. The previous row is the previous
+    -- month (a line has every month of its span): its balances are the running sums without this month's flow.
+    SELECT *,
+           CASE WHEN after_contract THEN 0 ELSE cum_flow END AS position,
+           CASE WHEN after_contract THEN 0 ELSE cum_flow_home END AS position_home,
+           cum_backlog AS backlog,
+           cum_expense AS deferred_expense,
+           CASE WHEN after_contract_before THEN 0 ELSE cum_flow - (billing + fx - revenue) END AS prev_position,
+           CASE WHEN after_contract_before THEN 0 ELSE cum_flow_home - (billing_home + fx_home - revenue_home) END
                AS prev_position_home,
-           b.backlog_start + r.cum_backlog - (r.booking - r.revenue) AS prev_backlog,
-           b.deferred_expense_start + r.cum_expense - (r.commissions - r.amortization) AS prev_deferred_expense
-    FROM running r JOIN period_bounds b USING (line_no)
+           cum_backlog - (booking - revenue) AS prev_backlog,
+           cum_expense - (commissions - amortization) AS prev_deferred_expense
+    FROM running
+    WHERE NOT is_start
 )
 -- (a usage line has no backlog: kept empty, as line_periods shows it)
 SELECT line_no, period_of_index(mi) AS Actg_Period,
-       revenue, billing, fx, CASE WHEN Revenue_Rule <> 'usage' THEN booking END AS booking, commissions, amortization,
+       revenue, billing, fx, CASE WHEN NOT is_usage THEN booking END AS booking, commissions, amortization,
        revenue_home, billing_home, fx_home, commissions_home, amortization_home,
        position, prev_position, position_home, prev_position_home,
-       CASE WHEN Revenue_Rule <> 'usage' THEN backlog END AS backlog, deferred_expense
+       CASE WHEN NOT is_usage THEN backlog END AS backlog, deferred_expense
 FROM positioned
-WHERE mi BETWEEN first_mi AND last_mi
+WHERE in_span
    OR revenue <> 0 OR billing <> 0 OR fx <> 0 OR booking <> 0 OR commissions <> 0 OR amortization <> 0
    OR position <> 0 OR prev_position <> 0 OR position_home <> 0 OR prev_position_home <> 0
    OR backlog <> 0 OR prev_backlog <> 0 OR deferred_expense <> 0 OR prev_deferred_expense <> 0
