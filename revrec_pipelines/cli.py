@@ -110,7 +110,8 @@ def cmd_bench(args) -> None:
     from revrec_pipelines.lib.bench import run_bench
 
     s = _settings()
-    run_bench(args.lines, args.seed, threads=s.duckdb_threads, memory_limit=s.duckdb_memory_limit)
+    run_bench(args.lines, args.seed, threads=s.duckdb_threads, memory_limit=s.duckdb_memory_limit,
+              continuous=not args.skip_continuous)
 
 
 def cmd_export_continuous(_args) -> None:
@@ -182,6 +183,8 @@ def build_parser() -> argparse.ArgumentParser:
     s = sub.add_parser("bench", help="end-to-end timing and peak memory on generated data")
     s.add_argument("--lines", type=int, required=True)
     s.add_argument("--seed", type=int, default=1)
+    s.add_argument("--skip-continuous", action="store_true",
+                   help="leave out the two continuous-export stages (e.g. for the 10M-line memory run)")
     s.set_defaults(func=cmd_bench)
     return p
 

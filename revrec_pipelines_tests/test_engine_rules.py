@@ -1041,3 +1041,23 @@ def test_export_rows_sorted_by_key_by_code_point_with_escaping(tmp_path: Path) -
         ("0-ID", "Contra Revenue", "0.00", "10.00"), ("0-ID", "Revenue", "10.00", "0.00"),
     ]
     assert [r[2] for r in journal[::2]] == ["0-ID", "'=X", "SO-10", "SO-9", "SO-B", "SO-a", "SO-É"]
+
+
+def test_month_lengths_are_counted_like_the_calendar(tmp_path):
+    """The ratable_daily schedule counts whole months by length instead of listing them (sql/schema/revrec.sql
+    days_in_month, months_with_days): both agree with Python's calendar, leap years included."""
+    import calendar
+
+    con = warehouse.connect(tmp_path / "w.duckdb")
+    lengths = dict(con.execute("SELECT mi, days_in_month(mi) FROM range(12 * 1890, 12 * 2110) t(mi)").fetchall())
+    assert lengths == {mi: calendar.monthrange(mi // 12, mi % 12 + 1)[1] for mi in range(12 * 1890, 12 * 2110)}
+    ranges = [(a, a + k) for a in range(12 * 1895, 12 * 2105, 5) for k in (-1, 0, 1, 11, 12, 13, 47, 49, 400)]
+    counted = con.execute(
+        "SELECT a, b, n, months_with_days(a, b, n) FROM (SELECT unnest(?) AS r), "
+        "(VALUES (28), (29), (30), (31)) t(n), LATERAL (SELECT r[1] AS a, r[2] AS b)",
+        [[list(r) for r in ranges]],
+    ).fetchall()
+    for a, b, n, count in counted:
+        assert count == sum(1 for mi in range(a, b + 1) if lengths.get(mi, calendar.monthrange(mi // 12, mi % 12 + 1)[1]) == n), (a, b, n)
+    assert len(counted) == 4 * len(ranges)
+    con.close()

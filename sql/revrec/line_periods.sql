@@ -121,20 +121,32 @@ FROM (SELECT *, CASE WHEN open_mi IS NULL THEN first_mi
 
 -- The revenue schedule of ratable_daily lines needs, for its last month, the sum of the earlier months'
 -- rounded values (the last month takes A minus that sum); and once periods are closed, what the schedule
--- recognized before the line's first open row (folded into it). Summed here from the months before the
--- last (ratable_monthly lines need neither: every month but the last is round(A / M)).
+-- recognized before the line's first open row (folded into it). Every month but the first and the last is
+-- whole, and whole months of the same length round alike, so the sums are counted, not listed: the first
+-- month's value plus, per month length n (28, 29, 30, 31 days), the number of whole months of that length
+-- times round(A × n / D). ratable_monthly lines need no sums: every month but the last is round(A / M).
 CREATE OR REPLACE TEMP TABLE daily_schedule_sums AS
 SELECT line_no,
-       CAST(sum(ideal) AS BIGINT) AS before_end,
-       CAST(coalesce(sum(ideal) FILTER (WHERE mi < lo), 0) AS BIGINT) AS before_lo,
-       CAST(coalesce(sum(to_home(ideal, in_home, x_limit, num_s, den_s, num, den)) FILTER (WHERE mi < lo), 0) AS BIGINT)
-           AS before_lo_home
-FROM (SELECT line_no, lo, in_home, x_limit, num_s, den_s, num, den, mi,
-             -- round(A × days_in(p) / D): the first month from the start date, later ones whole
-             round_share(amount, CASE WHEN mi = start_mi THEN CAST(month_start(start_mi + 1) AS DATE) - s
-                                      ELSE days_in_month(mi) END, e - s + 1) AS ideal
-      FROM (SELECT *, unnest(range(start_mi, end_mi)) AS mi FROM period_bounds WHERE Revenue_Rule = 'ratable_daily'))
-GROUP BY line_no;
+       -- the months start … end − 1: the first month's value, then the whole months
+       CAST(round_share(amount, first_days, days)
+           + months_with_days(start_mi + 1, end_mi - 1, 28) * round_share(amount, 28, days)
+           + months_with_days(start_mi + 1, end_mi - 1, 29) * round_share(amount, 29, days)
+           + months_with_days(start_mi + 1, end_mi - 1, 30) * round_share(amount, 30, days)
+           + months_with_days(start_mi + 1, end_mi - 1, 31) * round_share(amount, 31, days) AS BIGINT) AS before_end,
+       -- the months before lo (and before the end)
+       CAST(CASE WHEN start_mi < cut THEN round_share(amount, first_days, days) ELSE 0 END
+           + months_with_days(start_mi + 1, cut - 1, 28) * round_share(amount, 28, days)
+           + months_with_days(start_mi + 1, cut - 1, 29) * round_share(amount, 29, days)
+           + months_with_days(start_mi + 1, cut - 1, 30) * round_share(amount, 30, days)
+           + months_with_days(start_mi + 1, cut - 1, 31) * round_share(amount, 31, days) AS BIGINT) AS before_lo,
+       CAST(CASE WHEN start_mi < cut THEN to_home(round_share(amount, first_days, days), in_home, x_limit, num_s, den_s, num, den) ELSE 0 END
+           + months_with_days(start_mi + 1, cut - 1, 28) * to_home(round_share(amount, 28, days), in_home, x_limit, num_s, den_s, num, den)
+           + months_with_days(start_mi + 1, cut - 1, 29) * to_home(round_share(amount, 29, days), in_home, x_limit, num_s, den_s, num, den)
+           + months_with_days(start_mi + 1, cut - 1, 30) * to_home(round_share(amount, 30, days), in_home, x_limit, num_s, den_s, num, den)
+           + months_with_days(start_mi + 1, cut - 1, 31) * to_home(round_share(amount, 31, days), in_home, x_limit, num_s, den_s, num, den) AS BIGINT) AS before_lo_home
+FROM (SELECT line_no, amount, start_mi, end_mi, least(lo, end_mi) AS cut, e - s + 1 AS days,
+             CAST(month_start(start_mi + 1) AS DATE) - s AS first_days, in_home, x_limit, num_s, den_s, num, den
+      FROM period_bounds WHERE Revenue_Rule = 'ratable_daily' AND start_mi < end_mi);
 
 -- Per line, what its first row must add besides the month's own flows, series by series: once periods are
 -- closed and the line's rows start at the first open period O, O reports (current cumulative through O) −
