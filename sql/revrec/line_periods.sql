@@ -202,6 +202,46 @@ SELECT line_no, Revenue_Rule, amount, start_mi, end_mi, booking_mi, s, e, lo, hi
        contract_last_mi, first_mi, last_mi, position_start, position_home_start, backlog_start, deferred_expense_start,
        CAST(month_start(start_mi + 1) AS DATE) - s AS first_days,
        in_home, x_limit, num_s, den_s, num, den,
+       -- what the schedule recognized before lo (SC(lo − 1), line and home currency), and its whole amount in
+       -- home currency; a ratable_daily schedule's rounded values of its first month and of whole months
+       -- of 28 … 31 days, and those in home currency
+       CAST(schedule_before AS BIGINT) AS sc_before, CAST(schedule_before_home AS BIGINT) AS sc_before_home,
+       CAST(CASE WHEN Revenue_Rule = 'usage' THEN 0
+                 WHEN Revenue_Rule = 'point_in_time' THEN to_home(amount, in_home, x_limit, num_s, den_s, num, den)
+                 WHEN Revenue_Rule = 'ratable_monthly'
+                 THEN (end_mi - start_mi) * to_home(monthly, in_home, x_limit, num_s, den_s, num, den)
+                      + to_home(last_month, in_home, x_limit, num_s, den_s, num, den)
+                 WHEN start_mi = end_mi THEN to_home(last_month, in_home, x_limit, num_s, den_s, num, den)
+                 ELSE to_home(round_share(amount, CAST(month_start(start_mi + 1) AS DATE) - s, e - s + 1),
+                              in_home, x_limit, num_s, den_s, num, den)
+                      + months_with_days(start_mi + 1, end_mi - 1, 28)
+                        * to_home(round_share(amount, 28, e - s + 1), in_home, x_limit, num_s, den_s, num, den)
+                      + months_with_days(start_mi + 1, end_mi - 1, 29)
+                        * to_home(round_share(amount, 29, e - s + 1), in_home, x_limit, num_s, den_s, num, den)
+                      + months_with_days(start_mi + 1, end_mi - 1, 30)
+                        * to_home(round_share(amount, 30, e - s + 1), in_home, x_limit, num_s, den_s, num, den)
+                      + months_with_days(start_mi + 1, end_mi - 1, 31)
+                        * to_home(round_share(amount, 31, e - s + 1), in_home, x_limit, num_s, den_s, num, den)
+                      + to_home(last_month, in_home, x_limit, num_s, den_s, num, den) END AS BIGINT) AS sc_home_total,
+       CASE WHEN Revenue_Rule = 'ratable_monthly' THEN to_home(monthly, in_home, x_limit, num_s, den_s, num, den) END
+           AS monthly_home,
+       CASE WHEN Revenue_Rule = 'ratable_daily' THEN round_share(amount, CAST(month_start(start_mi + 1) AS DATE) - s, e - s + 1) END
+           AS first_value,
+       CASE WHEN Revenue_Rule = 'ratable_daily'
+            THEN to_home(round_share(amount, CAST(month_start(start_mi + 1) AS DATE) - s, e - s + 1),
+                         in_home, x_limit, num_s, den_s, num, den) END AS first_value_home,
+       CASE WHEN Revenue_Rule = 'ratable_daily' THEN round_share(amount, 28, e - s + 1) END AS v28,
+       CASE WHEN Revenue_Rule = 'ratable_daily' THEN round_share(amount, 29, e - s + 1) END AS v29,
+       CASE WHEN Revenue_Rule = 'ratable_daily' THEN round_share(amount, 30, e - s + 1) END AS v30,
+       CASE WHEN Revenue_Rule = 'ratable_daily' THEN round_share(amount, 31, e - s + 1) END AS v31,
+       CASE WHEN Revenue_Rule = 'ratable_daily'
+            THEN to_home(round_share(amount, 28, e - s + 1), in_home, x_limit, num_s, den_s, num, den) END AS h28,
+       CASE WHEN Revenue_Rule = 'ratable_daily'
+            THEN to_home(round_share(amount, 29, e - s + 1), in_home, x_limit, num_s, den_s, num, den) END AS h29,
+       CASE WHEN Revenue_Rule = 'ratable_daily'
+            THEN to_home(round_share(amount, 30, e - s + 1), in_home, x_limit, num_s, den_s, num, den) END AS h30,
+       CASE WHEN Revenue_Rule = 'ratable_daily'
+            THEN to_home(round_share(amount, 31, e - s + 1), in_home, x_limit, num_s, den_s, num, den) END AS h31,
        CAST(schedule_before + coalesce(ev_revenue, 0) - coalesce(frozen_revenue, 0) AS BIGINT) AS fold_revenue,
        CAST(coalesce(ev_billing, 0) - coalesce(frozen_billing, 0) AS BIGINT) AS fold_billing,
        CAST(coalesce(ev_fx, 0) - coalesce(frozen_fx, 0) AS BIGINT) AS fold_fx,
@@ -217,101 +257,156 @@ SELECT line_no, Revenue_Rule, amount, start_mi, end_mi, booking_mi, s, e, lo, hi
        CAST(coalesce(ev_amortization_home, 0) - coalesce(frozen_amortization_home, 0) AS BIGINT) AS fold_amortization_home
 FROM schedule_before;
 
+-- The events of line_series from each line's first row on (earlier ones are in the fold), with their running
+-- sums and the month of the next one: each event starts a segment of months that carry its running sums.
+CREATE OR REPLACE TEMP TABLE event_segments AS
+SELECT s.line_no, s.mi, coalesce(lead(s.mi) OVER w, t.hi + 1) - 1 AS segment_end, row_number() OVER w = 1 AS is_first,
+       s.revenue, s.billing, s.fx, s.commissions, s.amortization,
+       s.revenue_home, s.billing_home, s.fx_home, s.commissions_home, s.amortization_home,
+       CAST(sum(s.billing + s.fx - s.revenue) OVER w AS BIGINT) AS events_flow,
+       CAST(sum(s.billing_home + s.fx_home - s.revenue_home) OVER w AS BIGINT) AS events_flow_home,
+       CAST(sum(s.revenue) OVER w AS BIGINT) AS events_revenue,
+       CAST(sum(s.commissions - s.amortization) OVER w AS BIGINT) AS events_expense
+FROM line_series s
+JOIN (SELECT line_no, lo, hi FROM line_terms) t USING (line_no)
+WHERE s.mi >= t.lo
+WINDOW w AS (PARTITION BY s.line_no ORDER BY s.mi ROWS UNBOUNDED PRECEDING);
+
+-- Every month lo … hi of each line, computed row by row with no pass over other rows: a month's flows are
+-- the schedule's value (revenue by the line's rule, the booking), its events (the first month of an
+-- event segment) and, in the first row, the fold; its balances are the starting balances plus the running
+-- sums through the month — the events' from their segment, the schedule's by arithmetic: SC(m), what the
+-- schedule recognizes in the months ≤ m, less SC(lo − 1), which the fold holds.
 CREATE OR REPLACE TABLE line_period_amounts AS
-WITH grid AS (
-    -- every month of each line's rows, lo … hi, with the month's value of the revenue schedule (a usage
-    -- line's revenue is its usage, in line_series) and of the booking, and in the line's first row what
-    -- came before it (fold); narrowed to these and a few flags before the join with the events
-    SELECT line_no + mi AS line_month, line_no, mi, false AS is_start,
-           mi > lo AND mi - 1 >= contract_last_mi AS after_contract_before,
-           mi >= contract_last_mi AS after_contract,
-           mi BETWEEN first_mi AND last_mi AS in_span,
-           Revenue_Rule = 'usage' AS is_usage,
-           sched + CASE WHEN mi = lo THEN fold_revenue ELSE 0 END AS revenue,
-           CASE WHEN mi = lo THEN fold_billing ELSE 0 END AS billing,
-           CASE WHEN mi = lo THEN fold_fx ELSE 0 END AS fx,
-           CASE WHEN Revenue_Rule <> 'usage' AND mi = booking_mi THEN amount ELSE 0 END
-               + CASE WHEN mi = lo THEN fold_booking ELSE 0 END AS booking,
-           CASE WHEN mi = lo THEN fold_commissions ELSE 0 END AS commissions,
-           CASE WHEN mi = lo THEN fold_amortization ELSE 0 END AS amortization,
-           to_home(sched, in_home, x_limit, num_s, den_s, num, den)
-               + CASE WHEN mi = lo THEN fold_revenue_home ELSE 0 END AS revenue_home,
-           CASE WHEN mi = lo THEN fold_billing_home ELSE 0 END AS billing_home,
-           CASE WHEN mi = lo THEN fold_fx_home ELSE 0 END AS fx_home,
-           CASE WHEN mi = lo THEN fold_commissions_home ELSE 0 END AS commissions_home,
-           CASE WHEN mi = lo THEN fold_amortization_home ELSE 0 END AS amortization_home
-    FROM (SELECT *,
-                 CASE WHEN Revenue_Rule = 'point_in_time' THEN CASE WHEN mi = start_mi THEN amount ELSE 0 END
-                      WHEN Revenue_Rule = 'usage' OR mi < start_mi OR mi > end_mi THEN 0
-                      WHEN mi = end_mi THEN last_month
-                      WHEN Revenue_Rule = 'ratable_monthly' THEN monthly
-                      -- round(A × days_in(p) / D): the first month from the start date, later ones whole
-                      -- (the last month, where the end date falls, takes the remainder)
-                      WHEN Revenue_Rule = 'ratable_daily'
-                      THEN round_share(amount, CASE WHEN mi = start_mi THEN first_days ELSE days_in_month(mi) END,
-                                       e - s + 1)
-                      ELSE 0 END AS sched
-          FROM (SELECT *, unnest(range(lo, hi + 1)) AS mi FROM line_terms))
+WITH segments AS (
+    SELECT line_no, mi AS segment_start, segment_end, true AS has_events,
+           revenue, billing, fx, commissions, amortization,
+           revenue_home, billing_home, fx_home, commissions_home, amortization_home,
+           events_flow, events_flow_home, events_revenue, events_expense
+    FROM event_segments
+    UNION ALL
+    -- before a line's first event (every month, for a line without events)
+    SELECT t.line_no, t.lo, coalesce(f.mi, t.hi + 1) - 1, false, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0
+    FROM line_terms t
+    LEFT JOIN (SELECT line_no, mi FROM event_segments WHERE is_first) f USING (line_no)
+),
+months AS (
+    SELECT g.*, t.* EXCLUDE (line_no), unnest(range(g.segment_start, g.segment_end + 1)) AS mi
+    FROM segments g JOIN line_terms t USING (line_no)
+),
+counted AS (
+    -- a ratable_daily line's whole months start + 1 … m by length: February (and those of 29 days), months of
+    -- 30 days, the rest of 31 (sql/schema/revrec.sql months_with_days, counted once per row)
+    SELECT *,
+           CASE WHEN daily_whole THEN month_count(start_mi + 1, mi, 1) ELSE 0 END AS februaries,
+           CASE WHEN daily_whole THEN months_with_days(start_mi + 1, mi, 29) ELSE 0 END AS c29,
+           CASE WHEN daily_whole THEN months_with_days(start_mi + 1, mi, 30) ELSE 0 END AS c30
+    FROM (SELECT *, Revenue_Rule = 'ratable_daily' AND mi > start_mi AND mi < end_mi AS daily_whole FROM months)
+),
+valued AS (
+    SELECT *,
+           -- the schedule's value of the month (a usage line's revenue is its usage, an event)
+           CASE WHEN Revenue_Rule = 'point_in_time' THEN CASE WHEN mi = start_mi THEN amount ELSE 0 END
+                WHEN Revenue_Rule = 'usage' OR mi < start_mi OR mi > end_mi THEN 0
+                WHEN mi = end_mi THEN last_month
+                WHEN Revenue_Rule = 'ratable_monthly' THEN monthly
+                -- round(A × days_in(p) / D): the first month from the start date, later ones whole
+                -- (the last month, where the end date falls, takes the remainder)
+                WHEN mi = start_mi THEN first_value
+                ELSE CASE days_in_month(mi) WHEN 28 THEN v28 WHEN 29 THEN v29 WHEN 30 THEN v30 ELSE v31 END
+           END AS sched,
+           -- SC(m) and its home-currency value
+           CASE WHEN Revenue_Rule = 'usage' THEN 0
+                WHEN Revenue_Rule = 'point_in_time' THEN CASE WHEN mi >= start_mi THEN amount ELSE 0 END
+                WHEN mi < start_mi THEN 0
+                WHEN mi >= end_mi THEN amount
+                WHEN Revenue_Rule = 'ratable_monthly' THEN (mi - start_mi + 1) * monthly
+                ELSE first_value + (februaries - c29) * v28 + c29 * v29 + c30 * v30
+                     + (mi - start_mi - februaries - c30) * v31
+           END AS sc,
+           CASE WHEN Revenue_Rule = 'usage' THEN 0
+                WHEN Revenue_Rule = 'point_in_time' THEN CASE WHEN mi >= start_mi THEN sc_home_total ELSE 0 END
+                WHEN mi < start_mi THEN 0
+                WHEN mi >= end_mi THEN sc_home_total
+                WHEN Revenue_Rule = 'ratable_monthly' THEN (mi - start_mi + 1) * monthly_home
+                ELSE first_value_home + (februaries - c29) * h28 + c29 * h29 + c30 * h30
+                     + (mi - start_mi - februaries - c30) * h31
+           END AS sc_home,
+           has_events AND mi = segment_start AS is_event_month,
+           mi = lo AS is_first_row
+    FROM counted
 ),
 flows AS (
-    -- the month's value of every series: the grid's plus the events of line_series (joined on one integer,
-    -- line_no + mi, as line_series is grouped)
-    SELECT g.line_no, g.mi, g.is_start, g.after_contract_before, g.after_contract, g.in_span, g.is_usage,
-           g.revenue + coalesce(s.revenue, 0) AS revenue, g.billing + coalesce(s.billing, 0) AS billing,
-           g.fx + coalesce(s.fx, 0) AS fx, g.booking,
-           g.commissions + coalesce(s.commissions, 0) AS commissions,
-           g.amortization + coalesce(s.amortization, 0) AS amortization,
-           g.revenue_home + coalesce(s.revenue_home, 0) AS revenue_home,
-           g.billing_home + coalesce(s.billing_home, 0) AS billing_home,
-           g.fx_home + coalesce(s.fx_home, 0) AS fx_home,
-           g.commissions_home + coalesce(s.commissions_home, 0) AS commissions_home,
-           g.amortization_home + coalesce(s.amortization_home, 0) AS amortization_home
-    FROM grid g
-    LEFT JOIN (SELECT line_no + mi AS line_month, * EXCLUDE (line_no, mi) FROM line_series) s USING (line_month)
-    UNION ALL
-    -- once periods are closed, a line whose balances carry on from them starts from a row before its first
-    -- one whose flows are those balances (P = billing; backlog = booking; deferred expense = commissions),
-    -- so that the running sums are the balances; the row itself is not kept
-    SELECT line_no, lo - 1, true, false, false, false, false,
-           0, position_start, 0, backlog_start, deferred_expense_start, 0, 0, position_home_start, 0, 0, 0
-    FROM line_terms
-    WHERE position_start <> 0 OR position_home_start <> 0 OR backlog_start <> 0 OR deferred_expense_start <> 0
+    SELECT line_no, mi, lo, contract_last_mi, first_mi, last_mi, Revenue_Rule, sc, sc_home, sc_before, sc_before_home,
+           amount, booking_mi, position_start, position_home_start, backlog_start, deferred_expense_start,
+           fold_revenue, fold_billing, fold_fx, fold_booking, fold_commissions, fold_amortization,
+           fold_revenue_home, fold_billing_home, fold_fx_home,
+           events_flow, events_flow_home, events_revenue, events_expense,
+           sched + CASE WHEN is_event_month THEN revenue ELSE 0 END
+               + CASE WHEN is_first_row THEN fold_revenue ELSE 0 END AS m_revenue,
+           CASE WHEN is_event_month THEN billing ELSE 0 END + CASE WHEN is_first_row THEN fold_billing ELSE 0 END AS m_billing,
+           CASE WHEN is_event_month THEN fx ELSE 0 END + CASE WHEN is_first_row THEN fold_fx ELSE 0 END AS m_fx,
+           CASE WHEN Revenue_Rule <> 'usage' AND mi = booking_mi THEN amount ELSE 0 END
+               + CASE WHEN is_first_row THEN fold_booking ELSE 0 END AS m_booking,
+           CASE WHEN is_event_month THEN commissions ELSE 0 END
+               + CASE WHEN is_first_row THEN fold_commissions ELSE 0 END AS m_commissions,
+           CASE WHEN is_event_month THEN amortization ELSE 0 END
+               + CASE WHEN is_first_row THEN fold_amortization ELSE 0 END AS m_amortization,
+           to_home(sched, in_home, x_limit, num_s, den_s, num, den)
+               + CASE WHEN is_event_month THEN revenue_home ELSE 0 END
+               + CASE WHEN is_first_row THEN fold_revenue_home ELSE 0 END AS m_revenue_home,
+           CASE WHEN is_event_month THEN billing_home ELSE 0 END
+               + CASE WHEN is_first_row THEN fold_billing_home ELSE 0 END AS m_billing_home,
+           CASE WHEN is_event_month THEN fx_home ELSE 0 END + CASE WHEN is_first_row THEN fold_fx_home ELSE 0 END AS m_fx_home,
+           CASE WHEN is_event_month THEN commissions_home ELSE 0 END
+               + CASE WHEN is_first_row THEN fold_commissions_home ELSE 0 END AS m_commissions_home,
+           CASE WHEN is_event_month THEN amortization_home ELSE 0 END
+               + CASE WHEN is_first_row THEN fold_amortization_home ELSE 0 END AS m_amortization_home
+    FROM valued
 ),
-running AS (
-    -- running sums (the balances after the month): P = unearned − unbilled, in line and home currency,
-    -- backlog and deferred expense
+balances AS (
+    -- the balances after the month: starting balance + fold + events through the month + schedule lo … m
     SELECT *,
-           CAST(sum(billing + fx - revenue) OVER w AS BIGINT) AS cum_flow,
-           CAST(sum(billing_home + fx_home - revenue_home) OVER w AS BIGINT) AS cum_flow_home,
-           CAST(sum(booking - revenue) OVER w AS BIGINT) AS cum_backlog,
-           CAST(sum(commissions - amortization) OVER w AS BIGINT) AS cum_expense
+           position_start + fold_billing + fold_fx - fold_revenue + events_flow - (sc - sc_before) AS cum_flow,
+           position_home_start + fold_billing_home + fold_fx_home - fold_revenue_home + events_flow_home
+               - (sc_home - sc_before_home) AS cum_flow_home,
+           backlog_start + fold_booking - fold_revenue
+               + CASE WHEN Revenue_Rule <> 'usage' AND booking_mi BETWEEN lo AND mi THEN amount ELSE 0 END
+               - events_revenue - (sc - sc_before) AS cum_backlog,
+           deferred_expense_start + fold_commissions - fold_amortization + events_expense AS cum_expense
     FROM flows
-    WINDOW w AS (PARTITION BY line_no ORDER BY mi ROWS UNBOUNDED PRECEDING)
 ),
 positioned AS (
-    -- from the contract's last period on, the adjustment trues P up to 0. The previous row is the previous
-    -- month (a line has every month of its span): its balances are the running sums without this month's flow.
-    SELECT *,
-           CASE WHEN after_contract THEN 0 ELSE cum_flow END AS position,
-           CASE WHEN after_contract THEN 0 ELSE cum_flow_home END AS position_home,
-           cum_backlog AS backlog,
-           cum_expense AS deferred_expense,
-           CASE WHEN after_contract_before THEN 0 ELSE cum_flow - (billing + fx - revenue) END AS prev_position,
-           CASE WHEN after_contract_before THEN 0 ELSE cum_flow_home - (billing_home + fx_home - revenue_home) END
-               AS prev_position_home,
-           cum_backlog - (booking - revenue) AS prev_backlog,
-           cum_expense - (commissions - amortization) AS prev_deferred_expense
-    FROM running
-    WHERE NOT is_start
+    -- from the contract's last period on, the adjustment trues P up to 0; the balances before the month are
+    -- those after it less its flows (the previous month's: a line has every month of its span)
+    SELECT line_no, mi, first_mi, last_mi, Revenue_Rule,
+           m_revenue AS revenue, m_billing AS billing, m_fx AS fx, m_booking AS booking, m_commissions AS commissions,
+           m_amortization AS amortization, m_revenue_home AS revenue_home, m_billing_home AS billing_home,
+           m_fx_home AS fx_home, m_commissions_home AS commissions_home, m_amortization_home AS amortization_home,
+           CAST(CASE WHEN mi >= contract_last_mi THEN 0 ELSE cum_flow END AS BIGINT) AS position,
+           CAST(CASE WHEN mi >= contract_last_mi THEN 0 ELSE cum_flow_home END AS BIGINT) AS position_home,
+           CAST(cum_backlog AS BIGINT) AS backlog,
+           CAST(cum_expense AS BIGINT) AS deferred_expense,
+           CAST(CASE WHEN mi > lo AND mi - 1 >= contract_last_mi THEN 0
+                     ELSE cum_flow - (m_billing + m_fx - m_revenue) END AS BIGINT) AS prev_position,
+           CAST(CASE WHEN mi > lo AND mi - 1 >= contract_last_mi THEN 0
+                     ELSE cum_flow_home - (m_billing_home + m_fx_home - m_revenue_home) END AS BIGINT) AS prev_position_home,
+           cum_backlog - (m_booking - m_revenue) AS prev_backlog,
+           cum_expense - (m_commissions - m_amortization) AS prev_deferred_expense
+    FROM balances
 )
 -- (a usage line has no backlog: kept empty, as line_periods shows it)
 SELECT line_no, period_of_index(mi) AS Actg_Period,
-       revenue, billing, fx, CASE WHEN NOT is_usage THEN booking END AS booking, commissions, amortization,
-       revenue_home, billing_home, fx_home, commissions_home, amortization_home,
+       CAST(revenue AS BIGINT) AS revenue, CAST(billing AS BIGINT) AS billing, CAST(fx AS BIGINT) AS fx,
+       CAST(CASE WHEN Revenue_Rule <> 'usage' THEN booking END AS BIGINT) AS booking,
+       CAST(commissions AS BIGINT) AS commissions, CAST(amortization AS BIGINT) AS amortization,
+       CAST(revenue_home AS BIGINT) AS revenue_home, CAST(billing_home AS BIGINT) AS billing_home,
+       CAST(fx_home AS BIGINT) AS fx_home, CAST(commissions_home AS BIGINT) AS commissions_home,
+       CAST(amortization_home AS BIGINT) AS amortization_home,
        position, prev_position, position_home, prev_position_home,
-       CASE WHEN NOT is_usage THEN backlog END AS backlog, deferred_expense
+       CAST(CASE WHEN Revenue_Rule <> 'usage' THEN backlog END AS BIGINT) AS backlog, deferred_expense
 FROM positioned
-WHERE in_span
+WHERE mi BETWEEN first_mi AND last_mi
    OR revenue <> 0 OR billing <> 0 OR fx <> 0 OR booking <> 0 OR commissions <> 0 OR amortization <> 0
    OR position <> 0 OR prev_position <> 0 OR position_home <> 0 OR prev_position_home <> 0
    OR backlog <> 0 OR prev_backlog <> 0 OR deferred_expense <> 0 OR prev_deferred_expense <> 0
