@@ -212,3 +212,102 @@ def test_a_crash_between_writing_and_recording_repeats_no_version_and_loses_none
     assert_replay_equals_current(con, out)
     assert _export(con, out).version is None
     con.close()
+
+
+def _files(folder: Path) -> dict[str, bytes]:
+    return {p.name: p.read_bytes() for p in sorted(folder.glob("continuousexport-*.csv"))}
+
+
+def test_fmt_cents_writes_money_exactly_as_fmt_money(tmp_path):
+    con = warehouse.connect(tmp_path / "w.duckdb")
+    edges = [0, 1, -1, 5, -5, 99, -99, 100, -100, 101, -101, 123456, -123456, 999999999999999999, -999999999999999999,
+             1000000000000000000, -1000000000000000000, 2**63 - 1, -(2**63) + 1, 2**126, -(2**126)]
+    values = ", ".join(f"({v})" for v in edges)
+    for cast in ("BIGINT", "HUGEINT"):
+        fits = "" if cast == "HUGEINT" else "WHERE c BETWEEN -9223372036854775807 AND 9223372036854775807"
+        differ = con.execute(
+            f"SELECT c, fmt_money(c), fmt_cents(c) FROM (SELECT CAST(v AS {cast}) AS c FROM (SELECT CAST(v AS HUGEINT) AS v "
+            f"FROM (VALUES {values}, (NULL)) t(v) {fits.replace('c BETWEEN', 'v BETWEEN')})) "
+            "WHERE fmt_money(c) IS DISTINCT FROM fmt_cents(c)"
+        ).fetchall()
+        assert differ == []
+    assert con.execute(
+        "SELECT count(*) FROM range(-300000, 300000) t(c) WHERE fmt_money(c) <> fmt_cents(c)"
+    ).fetchall()[0][0] == 0
+    con.close()
+
+
+def test_the_first_run_writes_the_same_files_as_a_run_that_compares_with_a_state(tmp_path):
+    """The first run writes every line's rows without picking them; a run that has a state to compare
+    with picks the changed lines: on the same warehouse both write the same bytes."""
+    base = tmp_path / "base"
+    generate(base, lines=80, seed=17, months=5)
+    con = warehouse.connect(tmp_path / "w.duckdb")
+    _import(con, base)
+    close.close_period(con, 202502, home_currency=HOME, actor="t")
+    con.close()
+    shutil.copy(tmp_path / "w.duckdb", tmp_path / "w2.duckdb")
+    fast = warehouse.connect(tmp_path / "w.duckdb")
+    _export(fast, tmp_path / "fast", export_timestamp="2026-01-01T00:00:00Z")
+    fast.close()
+    general = warehouse.connect(tmp_path / "w2.duckdb")
+    # a state row of a line long gone (its tombstone sent): the run compares, and writes nothing for it
+    general.execute("INSERT INTO continuous_export_state VALUES ('revenue', 'GONE-1', 'GONE', 1, 0, true)")
+    _export(general, tmp_path / "general", export_timestamp="2026-01-01T00:00:00Z")
+    general.close()
+    assert _files(tmp_path / "fast") == _files(tmp_path / "general")
+    assert any(name.startswith("continuousexport-journals-") for name in _files(tmp_path / "fast"))
+
+
+@pytest.mark.parametrize("seed", [21, 37])
+def test_a_run_over_the_changed_inputs_writes_what_a_run_over_every_line_writes(tmp_path, seed):
+    """The candidates found from the batches (lines moved between orders or invoices, rates moved, …)
+    miss nothing: a run that rechecks every line against the same state writes the same bytes."""
+    base, mods = tmp_path / "base", tmp_path / "mods"
+    generate(base, lines=150, seed=seed, months=6)
+    generate_modifications(base, mods, fraction=0.3, seed=seed + 1)
+    con = warehouse.connect(tmp_path / "w.duckdb")
+    _import(con, base)
+    customer, product = con.execute(
+        "SELECT Customer_Id, Product_Id FROM order_lines WHERE Revenue_Rule = 'ratable_daily' LIMIT 1").fetchall()[0]
+    # two lines no batch below names: one billed in GBP, one whose invoice then moves to another line
+    extra = tmp_path / "extra"
+    extra.mkdir()
+    (extra / "sales_orders_x.csv").write_text(
+        "Sales_Order_Id,Sales_Order_Item_Id,Customer_Id,Product_Id,Order_Date,Quantity,Sale_Price,Service_Start_Date,Service_End_Date,Currency\n"
+        f"SO-X,SO-X-1,{customer},{product},2025-01-10,1,1200.00,2025-01-10,2026-01-09,EUR\n"
+        f"SO-Y,SO-Y-1,{customer},{product},2025-01-12,1,2400.00,2025-01-12,2026-01-11,EUR\n"
+        f"SO-Z,SO-Z-1,{customer},{product},2025-01-12,1,600.00,2025-01-12,2026-01-11,EUR\n"
+    )
+    (extra / "invoices_x.csv").write_text(
+        "Invoice_Number,Invoice_Line,Billing_Date,Billing_Amount,Currency,Sales_Order_Id,Sales_Order_Item_Id\n"
+        "INV-X,1,2025-03-15,1000.00,GBP,SO-X,SO-X-1\nINV-M,1,2025-02-20,500.00,EUR,SO-Y,SO-Y-1\n"
+    )
+    _import(con, extra)
+    close.close_period(con, 202501, home_currency=HOME, actor="t")
+    _export(con, tmp_path / "first")
+    _import(con, mods)
+    # an earlier rate moves too (every conversion on or after it may change), and an invoice moves to another line
+    early = tmp_path / "early"
+    early.mkdir()
+    (early / "exchange_rates_early.csv").write_text(
+        "From_Currency,To_Currency,Rate_Date,Rate\nEUR,USD,2025-02-01,1.2\nGBP,EUR,2025-03-01,1.31\n"
+    )
+    (early / "invoices_moved.csv").write_text(
+        "Invoice_Number,Invoice_Line,Billing_Date,Billing_Amount,Currency,Sales_Order_Id,Sales_Order_Item_Id\n"
+        "INV-M,1,2025-02-20,500.00,EUR,SO-Z,SO-Z-1\n"
+    )
+    _import(con, early)
+    con.close()
+    shutil.copy(tmp_path / "w.duckdb", tmp_path / "w2.duckdb")
+    incremental = warehouse.connect(tmp_path / "w.duckdb")
+    changed = _export(incremental, tmp_path / "incremental", export_timestamp="2026-01-01T00:00:00Z")
+    assert changed.candidates < incremental.execute("SELECT count(*) FROM order_lines").fetchall()[0][0]
+    incremental.close()
+    every = warehouse.connect(tmp_path / "w2.duckdb")
+    every.execute("DELETE FROM continuous_export_watermark")  # no watermark: every line is a candidate
+    _export(every, tmp_path / "every", export_timestamp="2026-01-01T00:00:00Z")
+    every.close()
+    assert _files(tmp_path / "incremental") == _files(tmp_path / "every")
+    revenue = (tmp_path / "incremental" / "continuousexport-unearned_revenue_rollforward-000002.csv").read_text()
+    assert all(f"SO-{x}-1" in revenue for x in "XYZ")

@@ -78,6 +78,37 @@ def _sources(con) -> dict[str, str]:
     }
 
 
+def _export_sources(con, *, materialize: bool) -> dict[str, str]:
+    """`_sources`, built so that the candidate filter reaches the narrow tables: the five line-period types
+    read the frozen rows and the open rows of the candidates' line numbers (ce_line_nos, from
+    candidates.sql) — every line's, unfiltered, when every line is a candidate. With `materialize` (a
+    change-sized run) those rows are read once into a temporary table that the five types share."""
+    sources = _sources(con)
+    candidate = (
+        "Sales_Order_Item_Id IN (SELECT Sales_Order_Item_Id FROM ce_candidates) "
+        "AND Sales_Order_Item_Id NOT IN (SELECT Sales_Order_Item_Id FROM held_lines)"
+    )
+    every_line = _scalar(
+        con, "SELECT (SELECT count(*) FROM ce_line_nos) = (SELECT count(*) FROM line_period_lines)"
+    )
+    open_rows = "SELECT * EXCLUDE (line_no) FROM open_line_periods"
+    if not every_line:
+        open_rows += " WHERE line_no IN (SELECT line_no FROM ce_line_nos)"
+    line_periods = f"(SELECT * FROM frozen_line_periods WHERE {candidate} UNION ALL BY NAME {open_rows})"
+    if materialize:
+        con.execute(f"CREATE OR REPLACE TEMP TABLE ce_line_periods AS SELECT * FROM {line_periods}")
+        line_periods = "ce_line_periods"
+    return {**sources, **dict.fromkeys(LINE_PERIOD_TYPES, line_periods)}
+
+
+def _changed_items(source: str, export_type: str) -> str:
+    """The source restricted to the lines whose rows of the type go out in this version."""
+    return (
+        f"(SELECT * FROM {source} WHERE Sales_Order_Item_Id IN "
+        f"(SELECT Sales_Order_Item_Id FROM ce_changes WHERE export_type = '{export_type}' AND NOT tombstone))"
+    )
+
+
 def _tombstone_query(columns: list[str], export_type: str, version: int) -> str:
     keys = {"Sales_Order_Id": "t.Sales_Order_Id", "Sales_Order_Item_Id": "t.Sales_Order_Item_Id"}
     select = ", ".join(
@@ -109,11 +140,17 @@ def run_continuous_export(
         "(SELECT count(*) FROM raw_subsidiaries WHERE _batch_id > ?)", [last_batch, last_batch],
     )
     everything = not watermark or close_events != last_close_events or mapping_changed > 0
-    sql.run_file(con, "continuous/candidates", last_batch_id=last_batch, everything="true" if everything else "false")
+    sql.run_file(
+        con, "continuous/candidates", last_batch_id=last_batch, everything="true" if everything else "false",
+        home=_home_currency(con),
+    )
     candidates = _scalar(con, "SELECT count(*) FROM ce_candidates")
     progress(f"{candidates:,} candidate line(s){' (all lines: first run, a close or a mapping change)' if everything else ''}")
     result = ContinuousResult(version=None, candidates=candidates)
-    sources = _sources(con)
+    # With nothing exported yet, every line that has rows goes out: no line needs picking from the sources.
+    nothing_exported = not _scalar(con, "SELECT count(*) FROM continuous_export_state")
+    materialized = not everything
+    sources = _export_sources(con, materialize=materialized)
     columns: dict[str, list[str]] = {}
     con.execute(
         "CREATE OR REPLACE TEMP TABLE ce_changes (export_type VARCHAR, Sales_Order_Item_Id VARCHAR, Sales_Order_Id VARCHAR, "
@@ -121,12 +158,14 @@ def run_continuous_export(
     )
     for export_type in EXPORT_TYPES:
         query = sql.render(f"exports/{export_type}", rows="true", source=sources[export_type])
-        con.execute(f"CREATE OR REPLACE TEMP TABLE ce_rows_{export_type} AS {query}")
         columns[export_type] = [
-            c for c in (d[0] for d in con.execute(f"SELECT * FROM ce_rows_{export_type} LIMIT 0").description)
+            c for c in (d[0] for d in con.execute(f"SELECT * FROM ({query}) LIMIT 0").description)
             if c not in KEY_COLUMNS.split(", ")
         ]
-        con.execute(sql.render("continuous/changes", export_type=export_type, row_columns=", ".join(f"r.{c}" for c in columns[export_type])))
+        con.execute(sql.render(
+            "continuous/changes", export_type=export_type, rows=query,
+            row_columns=", ".join(f"r.{c}" for c in columns[export_type]),
+        ))
     changes = dict(con.execute("SELECT export_type, count(*) FROM ce_changes GROUP BY ALL").fetchall())
     if not changes:
         _record_watermark(con, current_batch, close_events)
@@ -140,9 +179,15 @@ def run_continuous_export(
             if export_type not in changes:
                 continue
             name = f"continuousexport-{export_type}-{version:06d}.csv"
+            source = sources[export_type] if nothing_exported else _changed_items(sources[export_type], export_type)
+            query = sql.render(f"exports/{export_type}", rows="true", source=source)
+            if not materialized:
+                # Sorting every line's rows straight from the views holds their joins' memory too (out of
+                # memory at a million lines under the 3 GB limit): the rows are written down first.
+                con.execute(f"CREATE OR REPLACE TEMP TABLE ce_rows AS {query}")
+                query = "SELECT * FROM ce_rows"
             rows = (
-                f"SELECT *, {version} AS Version FROM ce_rows_{export_type} r "
-                f"WHERE r._item IN (SELECT Sales_Order_Item_Id FROM ce_changes WHERE export_type = '{export_type}' AND NOT tombstone) "
+                f"SELECT *, {version} AS Version FROM ({query}) r "
                 f"UNION ALL BY NAME {_tombstone_query(columns[export_type], export_type, version)}"
             )
             ordered = f"SELECT {', '.join(columns[export_type])}, Version, {KEY_COLUMNS} FROM ({rows})"
@@ -150,6 +195,7 @@ def run_continuous_export(
             destination.write_file(name, Path(tmp) / name)
             result.files.append(name)
             result.items_by_type[export_type] = changes[export_type]
+        con.execute("DROP TABLE IF EXISTS ce_rows")
         name = f"continuousexport-control-{version:06d}.csv"
         (Path(tmp) / name).write_text(
             f"Closed_Period,Export_Timestamp,Version\n{'' if closed is None else closed},{stamp},{version}\n", encoding="utf-8"
@@ -174,6 +220,12 @@ def run_continuous_export(
     result.tombstones = _scalar(con, "SELECT count(*) FROM ce_changes WHERE tombstone")
     progress(f"version {version}: {sum(changes.values()):,} (type, line) pair(s) in {len(result.files)} file(s)")
     return result
+
+
+def _home_currency(con) -> str:
+    """The home currency the engine last computed in ('' before any computation: then no rate is skipped)."""
+    home = con.execute("SELECT Home_Currency FROM line_periods WHERE Home_Currency IS NOT NULL LIMIT 1").fetchall()
+    return home[0][0].replace("'", "") if home else ""
 
 
 def _record_watermark(con, last_batch: int, close_events: int) -> None:

@@ -1,13 +1,15 @@
 -- The candidate lines whose {export_type} rows really changed since they were last exported (a different
 -- checksum, or never exported), and those whose rows vanished (a tombstone, unless one was already sent).
+-- The checksum is computed from the rows as they are written, straight from the export query.
 INSERT INTO ce_changes
 WITH now AS (
     SELECT _item AS Sales_Order_Item_Id, any_value(_s1) AS Sales_Order_Id,
            sum(CAST(hash(row({row_columns})) AS HUGEINT)) AS content_hash
-    FROM ce_rows_{export_type} r GROUP BY ALL
+    FROM ({rows}) r GROUP BY ALL
 ),
 before AS (
-    SELECT * FROM continuous_export_state WHERE export_type = '{export_type}'
+    SELECT * FROM continuous_export_state
+    WHERE export_type = '{export_type}' AND Sales_Order_Item_Id IN (SELECT Sales_Order_Item_Id FROM ce_candidates)
 )
 SELECT '{export_type}', n.Sales_Order_Item_Id, n.Sales_Order_Id, n.content_hash, false
 FROM now n LEFT JOIN before b USING (Sales_Order_Item_Id)
@@ -16,5 +18,4 @@ UNION ALL
 SELECT '{export_type}', b.Sales_Order_Item_Id, b.Sales_Order_Id, 0, true
 FROM before b
 WHERE NOT b.tombstone
-  AND b.Sales_Order_Item_Id IN (SELECT Sales_Order_Item_Id FROM ce_candidates)
   AND b.Sales_Order_Item_Id NOT IN (SELECT Sales_Order_Item_Id FROM now);

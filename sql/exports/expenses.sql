@@ -1,8 +1,8 @@
 -- Export rows (close-period and continuous exports, SPEC §6): expenses (deferred commissions) (SPEC §6), line currency.
 SELECT Actg_Period, fmt_text(Sales_Order_Id) AS Sales_Order_Id, fmt_text(Sales_Order_Item_Id) AS Sales_Order_Item_Id,
-       fmt_text(Product_Id) AS Product_Id, fmt_money(Beginning_Deferred_Expense) AS Beginning_Deferred_Expense,
-       fmt_money(New_Commissions) AS New_Commissions, fmt_money(Commission_Amortization) AS Commission_Amortization,
-       fmt_money(Ending_Deferred_Expense) AS Ending_Deferred_Expense,
+       fmt_text(Product_Id) AS Product_Id, fmt_cents(Beginning_Deferred_Expense) AS Beginning_Deferred_Expense,
+       fmt_cents(New_Commissions) AS New_Commissions, fmt_cents(Commission_Amortization) AS Commission_Amortization,
+       fmt_cents(Ending_Deferred_Expense) AS Ending_Deferred_Expense,
        -- raw keys: the item (for continuous exports) and the sort order, dropped from the file
        src.Sales_Order_Item_Id AS _item, src.Actg_Period AS _s0, src.Sales_Order_Id AS _s1, src.Sales_Order_Item_Id AS _s2, NULL AS _s3
 FROM {source} AS src

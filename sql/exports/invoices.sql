@@ -6,7 +6,7 @@ SELECT Actg_Period, fmt_text(Sales_Order_Id) AS Sales_Order_Id, fmt_text(Sales_O
        fmt_text(BS_CustomField06) AS BS_CustomField06, fmt_text(BS_CustomField07) AS BS_CustomField07,
        fmt_text(BS_CustomField08) AS BS_CustomField08, fmt_text(BS_CustomField09) AS BS_CustomField09,
        fmt_text(BS_CustomField10) AS BS_CustomField10,
-       Billing_Date, fmt_money(Billing_Amount) AS Billing_Amount, Currency,
+       Billing_Date, fmt_cents(Billing_Amount) AS Billing_Amount, Currency,
        -- raw keys: the item (for continuous exports) and the sort order, dropped from the file
        src.Sales_Order_Item_Id AS _item, src.Actg_Period AS _s0, src.Sales_Order_Id AS _s1, src.Sales_Order_Item_Id AS _s2, src.Invoice_Number || chr(0) || src.Invoice_Line AS _s3
 FROM {source} AS src

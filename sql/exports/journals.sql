@@ -2,7 +2,7 @@
 SELECT Actg_Period, fmt_text(Sales_Order_Id) AS Sales_Order_Id, fmt_text(Sales_Order_Item_Id) AS Sales_Order_Item_Id,
        fmt_text(Account_Id) AS Account_Id, fmt_text(Product_Id) AS Product_Id, fmt_text(Customer_Id) AS Customer_Id,
        fmt_text(Link_Id) AS Link_Id, fmt_text(Class) AS Class, Account_Type,
-       fmt_money(greatest(-Net_Debit, 0)) AS Credit_Amount, fmt_money(greatest(Net_Debit, 0)) AS Debit_Amount, Currency,
+       fmt_cents(greatest(-Net_Debit, 0)) AS Credit_Amount, fmt_cents(greatest(Net_Debit, 0)) AS Debit_Amount, Currency,
        -- raw keys: the item (for continuous exports) and the sort order, dropped from the file
        src.Sales_Order_Item_Id AS _item, src.Actg_Period AS _s0, src.Sales_Order_Id AS _s1, src.Sales_Order_Item_Id AS _s2, src.Account_Type AS _s3
 FROM {source} AS src

@@ -1,7 +1,7 @@
 -- Export rows (close-period and continuous exports, SPEC §6): revenue_backlog (SPEC §6): non-usage lines, line currency.
 SELECT Actg_Period, fmt_text(Sales_Order_Id) AS Sales_Order_Id, fmt_text(Sales_Order_Item_Id) AS Sales_Order_Item_Id,
-       fmt_text(Product_Code) AS Product_Code, fmt_money(Beginning_Backlog) AS Beginning_Backlog,
-       fmt_money(New_Booking) AS New_Booking, fmt_money(Revenue) AS Total_Revenue, fmt_money(Ending_Backlog) AS Ending_Backlog,
+       fmt_text(Product_Code) AS Product_Code, fmt_cents(Beginning_Backlog) AS Beginning_Backlog,
+       fmt_cents(New_Booking) AS New_Booking, fmt_cents(Revenue) AS Total_Revenue, fmt_cents(Ending_Backlog) AS Ending_Backlog,
        -- raw keys: the item (for continuous exports) and the sort order, dropped from the file
        src.Sales_Order_Item_Id AS _item, src.Actg_Period AS _s0, src.Sales_Order_Id AS _s1, src.Sales_Order_Item_Id AS _s2, NULL AS _s3
 FROM {source} AS src

@@ -2,13 +2,13 @@
 SELECT Actg_Period, fmt_text(Reference_Invoice_Number) AS Reference_Invoice_Number, fmt_text(Sales_Order_Id) AS Sales_Order_Id,
        fmt_text(Sales_Order_Item_Id) AS Sales_Order_Item_Id, fmt_text(Product_Code) AS Product_Code,
        fmt_text(Product_Name) AS Product_Name, Contract_Date, Currency, fmt_text(Customer_Id) AS Current_Customer_Id,
-       fmt_money(Beginning_Unearned_Revenue) AS Beginning_Unearned_Revenue, fmt_money(Booking_Amount) AS Booking_Amount,
-       fmt_money(New_Billing) AS New_Billing, fmt_money(Revenue) AS Revenue,
-       fmt_money(Foreign_Currency_Change) AS Foreign_Currency_Change,
-       fmt_money(Adjustment_To_Unearned_Revenue) AS Adjustment_To_Unearned_Revenue,
-       fmt_money(Ending_Unearned_Revenue) AS Ending_Unearned_Revenue,
-       fmt_money(Beginning_Unbilled_Receivable) AS Beginning_Unbilled_Receivable,
-       fmt_money(Ending_Unbilled_Receivable) AS Ending_Unbilled_Receivable,
+       fmt_cents(Beginning_Unearned_Revenue) AS Beginning_Unearned_Revenue, fmt_cents(Booking_Amount) AS Booking_Amount,
+       fmt_cents(New_Billing) AS New_Billing, fmt_cents(Revenue) AS Revenue,
+       fmt_cents(Foreign_Currency_Change) AS Foreign_Currency_Change,
+       fmt_cents(Adjustment_To_Unearned_Revenue) AS Adjustment_To_Unearned_Revenue,
+       fmt_cents(Ending_Unearned_Revenue) AS Ending_Unearned_Revenue,
+       fmt_cents(Beginning_Unbilled_Receivable) AS Beginning_Unbilled_Receivable,
+       fmt_cents(Ending_Unbilled_Receivable) AS Ending_Unbilled_Receivable,
        -- raw keys: the item (for continuous exports) and the sort order, dropped from the file
        src.Sales_Order_Item_Id AS _item, src.Actg_Period AS _s0, src.Sales_Order_Id AS _s1, src.Sales_Order_Item_Id AS _s2, NULL AS _s3
 FROM {source} AS src

@@ -26,3 +26,12 @@ CREATE TABLE IF NOT EXISTS continuous_export_state (
     tombstone            BOOLEAN NOT NULL,
     PRIMARY KEY (export_type, Sales_Order_Item_Id)
 );
+
+-- fmt_money (sql/schema/revrec.sql) for the export files, written the fast way: a DECIMAL(18,2) prints
+-- money with exactly 2 decimals natively, about ten times cheaper than fmt_money's text arithmetic on a
+-- HUGEINT (the type line_periods' amounts have); amounts beyond 18 digits fall back to fmt_money. Equal
+-- to fmt_money for every value (revrec_pipelines_tests/test_continuous.py checks the edges).
+CREATE OR REPLACE MACRO fmt_cents(c) AS (
+    CASE WHEN c BETWEEN -999999999999999999 AND 999999999999999999
+         THEN CAST(CAST(CAST(c AS BIGINT) AS DECIMAL(18,0)) * 0.01 AS DECIMAL(18,2))::VARCHAR
+         ELSE fmt_money(c) END);
