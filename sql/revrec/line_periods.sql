@@ -225,6 +225,7 @@ SELECT line_no, Revenue_Rule, amount, start_mi, end_mi, booking_mi, s, e, lo, hi
                       + to_home(last_month, in_home, x_limit, num_s, den_s, num, den) END AS BIGINT) AS sc_home_total,
        CASE WHEN Revenue_Rule = 'ratable_monthly' THEN to_home(monthly, in_home, x_limit, num_s, den_s, num, den) END
            AS monthly_home,
+       to_home(last_month, in_home, x_limit, num_s, den_s, num, den) AS last_home,
        CASE WHEN Revenue_Rule = 'ratable_daily' THEN round_share(amount, CAST(month_start(start_mi + 1) AS DATE) - s, e - s + 1) END
            AS first_value,
        CASE WHEN Revenue_Rule = 'ratable_daily'
@@ -290,96 +291,110 @@ WITH segments AS (
     FROM line_terms t
     LEFT JOIN (SELECT line_no, mi FROM event_segments WHERE is_first) f USING (line_no)
 ),
-months AS (
-    SELECT g.*, t.* EXCLUDE (line_no), unnest(range(g.segment_start, g.segment_end + 1)) AS mi
+segment_terms AS (
+    -- per segment, narrowed to what its months need: the flows of its first month (its events, and the
+    -- fold when it is the line's first row), the balances it starts from before the schedule (starting
+    -- balance + fold + SC(lo − 1) + its events' running sums), and the line's schedule terms
+    SELECT g.line_no, g.segment_start, g.segment_end,
+           (CASE WHEN g.segment_start = t.lo THEN t.fold_revenue ELSE 0 END) + g.revenue AS s_revenue,
+           (CASE WHEN g.segment_start = t.lo THEN t.fold_billing ELSE 0 END) + g.billing AS s_billing,
+           (CASE WHEN g.segment_start = t.lo THEN t.fold_fx ELSE 0 END) + g.fx AS s_fx,
+           CASE WHEN g.segment_start = t.lo THEN t.fold_booking ELSE 0 END AS s_booking,
+           (CASE WHEN g.segment_start = t.lo THEN t.fold_commissions ELSE 0 END) + g.commissions AS s_commissions,
+           (CASE WHEN g.segment_start = t.lo THEN t.fold_amortization ELSE 0 END) + g.amortization AS s_amortization,
+           (CASE WHEN g.segment_start = t.lo THEN t.fold_revenue_home ELSE 0 END) + g.revenue_home AS s_revenue_home,
+           (CASE WHEN g.segment_start = t.lo THEN t.fold_billing_home ELSE 0 END) + g.billing_home AS s_billing_home,
+           (CASE WHEN g.segment_start = t.lo THEN t.fold_fx_home ELSE 0 END) + g.fx_home AS s_fx_home,
+           (CASE WHEN g.segment_start = t.lo THEN t.fold_commissions_home ELSE 0 END) + g.commissions_home
+               AS s_commissions_home,
+           (CASE WHEN g.segment_start = t.lo THEN t.fold_amortization_home ELSE 0 END) + g.amortization_home
+               AS s_amortization_home,
+           t.position_start + t.fold_billing + t.fold_fx - t.fold_revenue + t.sc_before + g.events_flow AS base_flow,
+           t.position_home_start + t.fold_billing_home + t.fold_fx_home - t.fold_revenue_home + t.sc_before_home
+               + g.events_flow_home AS base_flow_home,
+           t.backlog_start + t.fold_booking - t.fold_revenue + t.sc_before - g.events_revenue AS base_backlog,
+           t.deferred_expense_start + t.fold_commissions - t.fold_amortization + g.events_expense AS base_expense,
+           t.Revenue_Rule = 'usage' AS is_usage, t.Revenue_Rule = 'point_in_time' AS is_point,
+           t.Revenue_Rule = 'ratable_monthly' AS is_monthly, t.Revenue_Rule = 'ratable_daily' AS is_daily,
+           t.amount, t.start_mi, t.end_mi, t.booking_mi, t.lo, t.contract_last_mi, t.first_mi, t.last_mi,
+           t.monthly, t.monthly_home, t.last_month, t.last_home, t.first_value, t.first_value_home,
+           t.v28, t.v29, t.v30, t.v31, t.h28, t.h29, t.h30, t.h31, t.sc_home_total
     FROM segments g JOIN line_terms t USING (line_no)
 ),
 counted AS (
-    -- a ratable_daily line's whole months start + 1 … m by length: February (and those of 29 days), months of
-    -- 30 days, the rest of 31 (sql/schema/revrec.sql months_with_days, counted once per row)
+    -- every month of the segment; for a ratable_daily line, its whole months start + 1 … m by length:
+    -- Februaries (and those of 29 days), months of 30 days, the rest of 31 (counted once per row)
     SELECT *,
            CASE WHEN daily_whole THEN month_count(start_mi + 1, mi, 1) ELSE 0 END AS februaries,
            CASE WHEN daily_whole THEN months_with_days(start_mi + 1, mi, 29) ELSE 0 END AS c29,
            CASE WHEN daily_whole THEN months_with_days(start_mi + 1, mi, 30) ELSE 0 END AS c30
-    FROM (SELECT *, Revenue_Rule = 'ratable_daily' AND mi > start_mi AND mi < end_mi AS daily_whole FROM months)
+    FROM (SELECT *, is_daily AND mi > start_mi AND mi < end_mi AS daily_whole
+          FROM (SELECT *, unnest(range(segment_start, segment_end + 1)) AS mi FROM segment_terms))
 ),
 valued AS (
     SELECT *,
-           -- the schedule's value of the month (a usage line's revenue is its usage, an event)
-           CASE WHEN Revenue_Rule = 'point_in_time' THEN CASE WHEN mi = start_mi THEN amount ELSE 0 END
-                WHEN Revenue_Rule = 'usage' OR mi < start_mi OR mi > end_mi THEN 0
+           -- the schedule's value of the month (a usage line's revenue is its usage, an event) and SC(m),
+           -- in line and home currency
+           CASE WHEN is_point THEN CASE WHEN mi = start_mi THEN amount ELSE 0 END
+                WHEN is_usage OR mi < start_mi OR mi > end_mi THEN 0
                 WHEN mi = end_mi THEN last_month
-                WHEN Revenue_Rule = 'ratable_monthly' THEN monthly
+                WHEN is_monthly THEN monthly
                 -- round(A × days_in(p) / D): the first month from the start date, later ones whole
                 -- (the last month, where the end date falls, takes the remainder)
                 WHEN mi = start_mi THEN first_value
                 ELSE CASE days_in_month(mi) WHEN 28 THEN v28 WHEN 29 THEN v29 WHEN 30 THEN v30 ELSE v31 END
            END AS sched,
-           -- SC(m) and its home-currency value
-           CASE WHEN Revenue_Rule = 'usage' THEN 0
-                WHEN Revenue_Rule = 'point_in_time' THEN CASE WHEN mi >= start_mi THEN amount ELSE 0 END
+           CASE WHEN is_point THEN CASE WHEN mi = start_mi THEN sc_home_total ELSE 0 END
+                WHEN is_usage OR mi < start_mi OR mi > end_mi THEN 0
+                WHEN mi = end_mi THEN last_home
+                WHEN is_monthly THEN monthly_home
+                WHEN mi = start_mi THEN first_value_home
+                ELSE CASE days_in_month(mi) WHEN 28 THEN h28 WHEN 29 THEN h29 WHEN 30 THEN h30 ELSE h31 END
+           END AS sched_home,
+           CASE WHEN is_usage THEN 0
+                WHEN is_point THEN CASE WHEN mi >= start_mi THEN amount ELSE 0 END
                 WHEN mi < start_mi THEN 0
                 WHEN mi >= end_mi THEN amount
-                WHEN Revenue_Rule = 'ratable_monthly' THEN (mi - start_mi + 1) * monthly
+                WHEN is_monthly THEN (mi - start_mi + 1) * monthly
                 ELSE first_value + (februaries - c29) * v28 + c29 * v29 + c30 * v30
                      + (mi - start_mi - februaries - c30) * v31
            END AS sc,
-           CASE WHEN Revenue_Rule = 'usage' THEN 0
-                WHEN Revenue_Rule = 'point_in_time' THEN CASE WHEN mi >= start_mi THEN sc_home_total ELSE 0 END
+           CASE WHEN is_usage THEN 0
+                WHEN is_point THEN CASE WHEN mi >= start_mi THEN sc_home_total ELSE 0 END
                 WHEN mi < start_mi THEN 0
                 WHEN mi >= end_mi THEN sc_home_total
-                WHEN Revenue_Rule = 'ratable_monthly' THEN (mi - start_mi + 1) * monthly_home
+                WHEN is_monthly THEN (mi - start_mi + 1) * monthly_home
                 ELSE first_value_home + (februaries - c29) * h28 + c29 * h29 + c30 * h30
                      + (mi - start_mi - februaries - c30) * h31
            END AS sc_home,
-           has_events AND mi = segment_start AS is_event_month,
-           mi = lo AS is_first_row
+           mi = segment_start AS is_segment_start
     FROM counted
 ),
-flows AS (
-    SELECT line_no, mi, lo, contract_last_mi, first_mi, last_mi, Revenue_Rule, sc, sc_home, sc_before, sc_before_home,
-           amount, booking_mi, position_start, position_home_start, backlog_start, deferred_expense_start,
-           fold_revenue, fold_billing, fold_fx, fold_booking, fold_commissions, fold_amortization,
-           fold_revenue_home, fold_billing_home, fold_fx_home,
-           events_flow, events_flow_home, events_revenue, events_expense,
-           sched + CASE WHEN is_event_month THEN revenue ELSE 0 END
-               + CASE WHEN is_first_row THEN fold_revenue ELSE 0 END AS m_revenue,
-           CASE WHEN is_event_month THEN billing ELSE 0 END + CASE WHEN is_first_row THEN fold_billing ELSE 0 END AS m_billing,
-           CASE WHEN is_event_month THEN fx ELSE 0 END + CASE WHEN is_first_row THEN fold_fx ELSE 0 END AS m_fx,
-           CASE WHEN Revenue_Rule <> 'usage' AND mi = booking_mi THEN amount ELSE 0 END
-               + CASE WHEN is_first_row THEN fold_booking ELSE 0 END AS m_booking,
-           CASE WHEN is_event_month THEN commissions ELSE 0 END
-               + CASE WHEN is_first_row THEN fold_commissions ELSE 0 END AS m_commissions,
-           CASE WHEN is_event_month THEN amortization ELSE 0 END
-               + CASE WHEN is_first_row THEN fold_amortization ELSE 0 END AS m_amortization,
-           to_home(sched, in_home, x_limit, num_s, den_s, num, den)
-               + CASE WHEN is_event_month THEN revenue_home ELSE 0 END
-               + CASE WHEN is_first_row THEN fold_revenue_home ELSE 0 END AS m_revenue_home,
-           CASE WHEN is_event_month THEN billing_home ELSE 0 END
-               + CASE WHEN is_first_row THEN fold_billing_home ELSE 0 END AS m_billing_home,
-           CASE WHEN is_event_month THEN fx_home ELSE 0 END + CASE WHEN is_first_row THEN fold_fx_home ELSE 0 END AS m_fx_home,
-           CASE WHEN is_event_month THEN commissions_home ELSE 0 END
-               + CASE WHEN is_first_row THEN fold_commissions_home ELSE 0 END AS m_commissions_home,
-           CASE WHEN is_event_month THEN amortization_home ELSE 0 END
-               + CASE WHEN is_first_row THEN fold_amortization_home ELSE 0 END AS m_amortization_home
-    FROM valued
-),
 balances AS (
-    -- the balances after the month: starting balance + fold + events through the month + schedule lo … m
-    SELECT *,
-           position_start + fold_billing + fold_fx - fold_revenue + events_flow - (sc - sc_before) AS cum_flow,
-           position_home_start + fold_billing_home + fold_fx_home - fold_revenue_home + events_flow_home
-               - (sc_home - sc_before_home) AS cum_flow_home,
-           backlog_start + fold_booking - fold_revenue
-               + CASE WHEN Revenue_Rule <> 'usage' AND booking_mi BETWEEN lo AND mi THEN amount ELSE 0 END
-               - events_revenue - (sc - sc_before) AS cum_backlog,
-           deferred_expense_start + fold_commissions - fold_amortization + events_expense AS cum_expense
-    FROM flows
+    -- the month's flows, and the balances after it: the segment's base less the schedule through the month
+    SELECT line_no, mi, lo, contract_last_mi, first_mi, last_mi, is_usage,
+           sched + CASE WHEN is_segment_start THEN s_revenue ELSE 0 END AS m_revenue,
+           CASE WHEN is_segment_start THEN s_billing ELSE 0 END AS m_billing,
+           CASE WHEN is_segment_start THEN s_fx ELSE 0 END AS m_fx,
+           CASE WHEN NOT is_usage AND mi = booking_mi THEN amount ELSE 0 END
+               + CASE WHEN is_segment_start THEN s_booking ELSE 0 END AS m_booking,
+           CASE WHEN is_segment_start THEN s_commissions ELSE 0 END AS m_commissions,
+           CASE WHEN is_segment_start THEN s_amortization ELSE 0 END AS m_amortization,
+           sched_home + CASE WHEN is_segment_start THEN s_revenue_home ELSE 0 END AS m_revenue_home,
+           CASE WHEN is_segment_start THEN s_billing_home ELSE 0 END AS m_billing_home,
+           CASE WHEN is_segment_start THEN s_fx_home ELSE 0 END AS m_fx_home,
+           CASE WHEN is_segment_start THEN s_commissions_home ELSE 0 END AS m_commissions_home,
+           CASE WHEN is_segment_start THEN s_amortization_home ELSE 0 END AS m_amortization_home,
+           base_flow - sc AS cum_flow,
+           base_flow_home - sc_home AS cum_flow_home,
+           base_backlog + CASE WHEN NOT is_usage AND booking_mi BETWEEN lo AND mi THEN amount ELSE 0 END - sc AS cum_backlog,
+           base_expense AS cum_expense
+    FROM valued
 ),
 positioned AS (
     -- from the contract's last period on, the adjustment trues P up to 0; the balances before the month are
     -- those after it less its flows (the previous month's: a line has every month of its span)
-    SELECT line_no, mi, first_mi, last_mi, Revenue_Rule,
+    SELECT line_no, mi, first_mi, last_mi, is_usage,
            m_revenue AS revenue, m_billing AS billing, m_fx AS fx, m_booking AS booking, m_commissions AS commissions,
            m_amortization AS amortization, m_revenue_home AS revenue_home, m_billing_home AS billing_home,
            m_fx_home AS fx_home, m_commissions_home AS commissions_home, m_amortization_home AS amortization_home,
@@ -398,13 +413,13 @@ positioned AS (
 -- (a usage line has no backlog: kept empty, as line_periods shows it)
 SELECT line_no, period_of_index(mi) AS Actg_Period,
        CAST(revenue AS BIGINT) AS revenue, CAST(billing AS BIGINT) AS billing, CAST(fx AS BIGINT) AS fx,
-       CAST(CASE WHEN Revenue_Rule <> 'usage' THEN booking END AS BIGINT) AS booking,
+       CAST(CASE WHEN NOT is_usage THEN booking END AS BIGINT) AS booking,
        CAST(commissions AS BIGINT) AS commissions, CAST(amortization AS BIGINT) AS amortization,
        CAST(revenue_home AS BIGINT) AS revenue_home, CAST(billing_home AS BIGINT) AS billing_home,
        CAST(fx_home AS BIGINT) AS fx_home, CAST(commissions_home AS BIGINT) AS commissions_home,
        CAST(amortization_home AS BIGINT) AS amortization_home,
        position, prev_position, position_home, prev_position_home,
-       CAST(CASE WHEN Revenue_Rule <> 'usage' THEN backlog END AS BIGINT) AS backlog, deferred_expense
+       CAST(CASE WHEN NOT is_usage THEN backlog END AS BIGINT) AS backlog, deferred_expense
 FROM positioned
 WHERE mi BETWEEN first_mi AND last_mi
    OR revenue <> 0 OR billing <> 0 OR fx <> 0 OR booking <> 0 OR commissions <> 0 OR amortization <> 0
