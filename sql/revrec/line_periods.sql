@@ -119,39 +119,19 @@ FROM (SELECT *, CASE WHEN open_mi IS NULL THEN first_mi
                      ELSE first_mi END AS lo
       FROM spans);
 
--- The revenue schedule of ratable_daily lines needs, for its last month, the sum of the earlier months'
--- rounded values (the last month takes A minus that sum); and once periods are closed, what the schedule
--- recognized before the line's first open row (folded into it). Every month but the first and the last is
--- whole, and whole months of the same length round alike, so the sums are counted, not listed: the first
--- month's value plus, per month length n (28, 29, 30, 31 days), the number of whole months of that length
--- times round(A × n / D). ratable_monthly lines need no sums: every month but the last is round(A / M).
-CREATE OR REPLACE TEMP TABLE daily_schedule_sums AS
-SELECT line_no,
-       -- the months start … end − 1: the first month's value, then the whole months
-       CAST(round_share(amount, first_days, days)
-           + months_with_days(start_mi + 1, end_mi - 1, 28) * round_share(amount, 28, days)
-           + months_with_days(start_mi + 1, end_mi - 1, 29) * round_share(amount, 29, days)
-           + months_with_days(start_mi + 1, end_mi - 1, 30) * round_share(amount, 30, days)
-           + months_with_days(start_mi + 1, end_mi - 1, 31) * round_share(amount, 31, days) AS BIGINT) AS before_end,
-       -- the months before lo (and before the end)
-       CAST(CASE WHEN start_mi < cut THEN round_share(amount, first_days, days) ELSE 0 END
-           + months_with_days(start_mi + 1, cut - 1, 28) * round_share(amount, 28, days)
-           + months_with_days(start_mi + 1, cut - 1, 29) * round_share(amount, 29, days)
-           + months_with_days(start_mi + 1, cut - 1, 30) * round_share(amount, 30, days)
-           + months_with_days(start_mi + 1, cut - 1, 31) * round_share(amount, 31, days) AS BIGINT) AS before_lo,
-       CAST(CASE WHEN start_mi < cut THEN to_home(round_share(amount, first_days, days), in_home, x_limit, num_s, den_s, num, den) ELSE 0 END
-           + months_with_days(start_mi + 1, cut - 1, 28) * to_home(round_share(amount, 28, days), in_home, x_limit, num_s, den_s, num, den)
-           + months_with_days(start_mi + 1, cut - 1, 29) * to_home(round_share(amount, 29, days), in_home, x_limit, num_s, den_s, num, den)
-           + months_with_days(start_mi + 1, cut - 1, 30) * to_home(round_share(amount, 30, days), in_home, x_limit, num_s, den_s, num, den)
-           + months_with_days(start_mi + 1, cut - 1, 31) * to_home(round_share(amount, 31, days), in_home, x_limit, num_s, den_s, num, den) AS BIGINT) AS before_lo_home
-FROM (SELECT line_no, amount, start_mi, end_mi, least(lo, end_mi) AS cut, e - s + 1 AS days,
-             CAST(month_start(start_mi + 1) AS DATE) - s AS first_days, in_home, x_limit, num_s, den_s, num, den
-      FROM period_bounds WHERE Revenue_Rule = 'ratable_daily' AND start_mi < end_mi);
-
--- Per line, what its first row must add besides the month's own flows, series by series: once periods are
--- closed and the line's rows start at the first open period O, O reports (current cumulative through O) −
--- (frozen cumulative through L) — its own month's current value plus `fold`, what the current schedule
--- and events hold before O less what the closed periods reported. Zero for every line before any close.
+-- Per line, the terms its rows are computed from, in stages (each macro applied to plain columns).
+--
+-- The schedule's rounded values: a ratable_monthly month is round(A / M) and its last month the remainder; a
+-- ratable_daily month is round(A × days / D) — its first month from the start date, later ones whole — and its
+-- last month the remainder, A minus the earlier months. Whole months of the same length round alike, so the
+-- earlier months are counted by length, not listed: SC(m), what the schedule recognizes in the months ≤ m, is
+-- the first month's value plus, per length n (28, 29, 30, 31 days), the whole months of that length times
+-- round(A × n / D).
+--
+-- Once periods are closed and the line's rows start at the first open period O, O reports (current cumulative
+-- through O) − (frozen cumulative through L): its own month's current value plus `fold`, what the current
+-- schedule (SC(lo − 1)) and events hold before O less what the closed periods reported. Zero for every line
+-- before any close.
 CREATE OR REPLACE TEMP TABLE line_terms AS
 WITH events_before AS (
     SELECT s.line_no,
@@ -164,85 +144,90 @@ WITH events_before AS (
     WHERE s.mi < b.lo
     GROUP BY s.line_no
 ),
-terms AS (
-    SELECT b.*,
-           -- the schedule's months: a ratable_monthly month is round(A / M), its last the remainder
-           round_part(b.amount, b.end_mi - b.start_mi + 1) AS monthly,
-           CASE WHEN b.Revenue_Rule = 'ratable_monthly'
-                THEN b.amount - (b.end_mi - b.start_mi) * round_part(b.amount, b.end_mi - b.start_mi + 1)
-                WHEN b.Revenue_Rule = 'ratable_daily' THEN b.amount - coalesce(d.before_end, 0)
-                ELSE b.amount END AS last_month,
-           coalesce(d.before_lo, 0) AS before_lo, coalesce(d.before_lo_home, 0) AS before_lo_home,
-           e.revenue AS ev_revenue, e.billing AS ev_billing, e.fx AS ev_fx, e.commissions AS ev_commissions,
+shape AS (
+    SELECT b.*, e.revenue AS ev_revenue, e.billing AS ev_billing, e.fx AS ev_fx, e.commissions AS ev_commissions,
            e.amortization AS ev_amortization, e.revenue_home AS ev_revenue_home, e.billing_home AS ev_billing_home,
            e.fx_home AS ev_fx_home, e.commissions_home AS ev_commissions_home,
-           e.amortization_home AS ev_amortization_home
+           e.amortization_home AS ev_amortization_home,
+           b.Revenue_Rule = 'ratable_daily' AND b.start_mi < b.end_mi AS daily_split,
+           b.e - b.s + 1 AS days, CAST(month_start(b.start_mi + 1) AS DATE) - b.s AS first_days,
+           least(b.lo, b.end_mi) AS cut
     FROM period_bounds b
-    LEFT JOIN daily_schedule_sums d USING (line_no)
     LEFT JOIN events_before e USING (line_no)
+),
+rounded AS (
+    SELECT *,
+           round_part(amount, end_mi - start_mi + 1) AS monthly,
+           CASE WHEN daily_split THEN round_share(amount, first_days, days) END AS first_value,
+           CASE WHEN daily_split THEN round_share(amount, 28, days) END AS v28,
+           CASE WHEN daily_split THEN round_share(amount, 29, days) END AS v29,
+           CASE WHEN daily_split THEN round_share(amount, 30, days) END AS v30,
+           CASE WHEN daily_split THEN round_share(amount, 31, days) END AS v31,
+           -- whole months start + 1 … end − 1 and start + 1 … lo − 1 by length
+           CASE WHEN daily_split THEN februaries(start_mi + 1, end_mi - 1) END AS end_feb,
+           CASE WHEN daily_split THEN leap_februaries(start_mi + 1, end_mi - 1) END AS end_29,
+           CASE WHEN daily_split THEN months_of_30(start_mi + 1, end_mi - 1) END AS end_30,
+           CASE WHEN daily_split THEN februaries(start_mi + 1, cut - 1) END AS lo_feb,
+           CASE WHEN daily_split THEN leap_februaries(start_mi + 1, cut - 1) END AS lo_29,
+           CASE WHEN daily_split THEN months_of_30(start_mi + 1, cut - 1) END AS lo_30
+    FROM shape
+),
+homes AS (
+    SELECT *,
+           to_home(monthly, in_home, x_limit, num_s, den_s, num, den) AS monthly_home0, to_home(first_value, in_home, x_limit, num_s, den_s, num, den) AS first_value_home,
+           to_home(v28, in_home, x_limit, num_s, den_s, num, den) AS h28, to_home(v29, in_home, x_limit, num_s, den_s, num, den) AS h29, to_home(v30, in_home, x_limit, num_s, den_s, num, den) AS h30, to_home(v31, in_home, x_limit, num_s, den_s, num, den) AS h31,
+           to_home(amount, in_home, x_limit, num_s, den_s, num, den) AS amount_home,
+           -- the sums of the months start … end − 1 and of those before lo (ratable_daily)
+           first_value + (end_feb - end_29) * v28 + end_29 * v29 + end_30 * v30
+               + (end_mi - 1 - start_mi - end_feb - end_30) * v31 AS before_end,
+           CASE WHEN start_mi < cut THEN first_value ELSE 0 END + (lo_feb - lo_29) * v28 + lo_29 * v29 + lo_30 * v30
+               + (greatest(cut - 1 - start_mi, 0) - lo_feb - lo_30) * v31 AS before_lo
+    FROM rounded
+),
+lasts AS (
+    SELECT *,
+           CASE WHEN Revenue_Rule = 'ratable_monthly' THEN amount - (end_mi - start_mi) * monthly
+                WHEN daily_split THEN amount - before_end
+                ELSE amount END AS last_month,
+           CASE WHEN start_mi < cut THEN first_value_home ELSE 0 END + (lo_feb - lo_29) * h28 + lo_29 * h29
+               + lo_30 * h30 + (greatest(cut - 1 - start_mi, 0) - lo_feb - lo_30) * h31 AS before_lo_home,
+           first_value_home + (end_feb - end_29) * h28 + end_29 * h29 + end_30 * h30
+               + (end_mi - 1 - start_mi - end_feb - end_30) * h31 AS before_end_home
+    FROM homes
 ),
 schedule_before AS (
     SELECT *,
+           to_home(last_month, in_home, x_limit, num_s, den_s, num, den) AS last_home,
+           -- SC(lo − 1)
            CASE WHEN Revenue_Rule = 'usage' OR lo <= start_mi THEN 0
                 WHEN Revenue_Rule = 'point_in_time' THEN amount
                 WHEN lo > end_mi THEN amount
                 WHEN Revenue_Rule = 'ratable_monthly' THEN (lo - start_mi) * monthly
-                ELSE before_lo END AS schedule_before,
+                ELSE before_lo END AS schedule_before
+    FROM lasts
+),
+schedule_home AS (
+    SELECT *,
            CASE WHEN Revenue_Rule = 'usage' OR lo <= start_mi THEN 0
-                WHEN Revenue_Rule = 'point_in_time' THEN to_home(amount, in_home, x_limit, num_s, den_s, num, den)
+                WHEN Revenue_Rule = 'point_in_time' THEN amount_home
                 WHEN Revenue_Rule = 'ratable_monthly'
-                THEN (least(lo, end_mi) - start_mi) * to_home(monthly, in_home, x_limit, num_s, den_s, num, den)
-                     + CASE WHEN lo > end_mi THEN to_home(last_month, in_home, x_limit, num_s, den_s, num, den) ELSE 0 END
-                ELSE before_lo_home
-                     + CASE WHEN lo > end_mi THEN to_home(last_month, in_home, x_limit, num_s, den_s, num, den) ELSE 0 END
-                END AS schedule_before_home
-    FROM terms
+                THEN (least(lo, end_mi) - start_mi) * monthly_home0 + CASE WHEN lo > end_mi THEN last_home ELSE 0 END
+                ELSE coalesce(before_lo_home, 0) + CASE WHEN lo > end_mi THEN last_home ELSE 0 END
+                END AS schedule_before_home,
+           -- what the whole schedule recognizes, in home currency
+           CASE WHEN Revenue_Rule = 'usage' THEN 0
+                WHEN Revenue_Rule = 'point_in_time' THEN amount_home
+                WHEN Revenue_Rule = 'ratable_monthly' THEN (end_mi - start_mi) * monthly_home0 + last_home
+                WHEN NOT daily_split THEN last_home
+                ELSE before_end_home + last_home END AS sc_home_total
+    FROM schedule_before
 )
 SELECT line_no, Revenue_Rule, amount, start_mi, end_mi, booking_mi, s, e, lo, hi, monthly, last_month,
        contract_last_mi, first_mi, last_mi, position_start, position_home_start, backlog_start, deferred_expense_start,
-       CAST(month_start(start_mi + 1) AS DATE) - s AS first_days,
-       in_home, x_limit, num_s, den_s, num, den,
-       -- what the schedule recognized before lo (SC(lo − 1), line and home currency), and its whole amount in
-       -- home currency; a ratable_daily schedule's rounded values of its first month and of whole months
-       -- of 28 … 31 days, and those in home currency
        CAST(schedule_before AS BIGINT) AS sc_before, CAST(schedule_before_home AS BIGINT) AS sc_before_home,
-       CAST(CASE WHEN Revenue_Rule = 'usage' THEN 0
-                 WHEN Revenue_Rule = 'point_in_time' THEN to_home(amount, in_home, x_limit, num_s, den_s, num, den)
-                 WHEN Revenue_Rule = 'ratable_monthly'
-                 THEN (end_mi - start_mi) * to_home(monthly, in_home, x_limit, num_s, den_s, num, den)
-                      + to_home(last_month, in_home, x_limit, num_s, den_s, num, den)
-                 WHEN start_mi = end_mi THEN to_home(last_month, in_home, x_limit, num_s, den_s, num, den)
-                 ELSE to_home(round_share(amount, CAST(month_start(start_mi + 1) AS DATE) - s, e - s + 1),
-                              in_home, x_limit, num_s, den_s, num, den)
-                      + months_with_days(start_mi + 1, end_mi - 1, 28)
-                        * to_home(round_share(amount, 28, e - s + 1), in_home, x_limit, num_s, den_s, num, den)
-                      + months_with_days(start_mi + 1, end_mi - 1, 29)
-                        * to_home(round_share(amount, 29, e - s + 1), in_home, x_limit, num_s, den_s, num, den)
-                      + months_with_days(start_mi + 1, end_mi - 1, 30)
-                        * to_home(round_share(amount, 30, e - s + 1), in_home, x_limit, num_s, den_s, num, den)
-                      + months_with_days(start_mi + 1, end_mi - 1, 31)
-                        * to_home(round_share(amount, 31, e - s + 1), in_home, x_limit, num_s, den_s, num, den)
-                      + to_home(last_month, in_home, x_limit, num_s, den_s, num, den) END AS BIGINT) AS sc_home_total,
-       CASE WHEN Revenue_Rule = 'ratable_monthly' THEN to_home(monthly, in_home, x_limit, num_s, den_s, num, den) END
-           AS monthly_home,
-       to_home(last_month, in_home, x_limit, num_s, den_s, num, den) AS last_home,
-       CASE WHEN Revenue_Rule = 'ratable_daily' THEN round_share(amount, CAST(month_start(start_mi + 1) AS DATE) - s, e - s + 1) END
-           AS first_value,
-       CASE WHEN Revenue_Rule = 'ratable_daily'
-            THEN to_home(round_share(amount, CAST(month_start(start_mi + 1) AS DATE) - s, e - s + 1),
-                         in_home, x_limit, num_s, den_s, num, den) END AS first_value_home,
-       CASE WHEN Revenue_Rule = 'ratable_daily' THEN round_share(amount, 28, e - s + 1) END AS v28,
-       CASE WHEN Revenue_Rule = 'ratable_daily' THEN round_share(amount, 29, e - s + 1) END AS v29,
-       CASE WHEN Revenue_Rule = 'ratable_daily' THEN round_share(amount, 30, e - s + 1) END AS v30,
-       CASE WHEN Revenue_Rule = 'ratable_daily' THEN round_share(amount, 31, e - s + 1) END AS v31,
-       CASE WHEN Revenue_Rule = 'ratable_daily'
-            THEN to_home(round_share(amount, 28, e - s + 1), in_home, x_limit, num_s, den_s, num, den) END AS h28,
-       CASE WHEN Revenue_Rule = 'ratable_daily'
-            THEN to_home(round_share(amount, 29, e - s + 1), in_home, x_limit, num_s, den_s, num, den) END AS h29,
-       CASE WHEN Revenue_Rule = 'ratable_daily'
-            THEN to_home(round_share(amount, 30, e - s + 1), in_home, x_limit, num_s, den_s, num, den) END AS h30,
-       CASE WHEN Revenue_Rule = 'ratable_daily'
-            THEN to_home(round_share(amount, 31, e - s + 1), in_home, x_limit, num_s, den_s, num, den) END AS h31,
+       CAST(sc_home_total AS BIGINT) AS sc_home_total,
+       CASE WHEN Revenue_Rule = 'ratable_monthly' THEN monthly_home0 END AS monthly_home, last_home,
+       first_value, first_value_home, v28, v29, v30, v31, h28, h29, h30, h31,
        CAST(schedule_before + coalesce(ev_revenue, 0) - coalesce(frozen_revenue, 0) AS BIGINT) AS fold_revenue,
        CAST(coalesce(ev_billing, 0) - coalesce(frozen_billing, 0) AS BIGINT) AS fold_billing,
        CAST(coalesce(ev_fx, 0) - coalesce(frozen_fx, 0) AS BIGINT) AS fold_fx,
@@ -256,7 +241,7 @@ SELECT line_no, Revenue_Rule, amount, start_mi, end_mi, booking_mi, s, e, lo, hi
        CAST(coalesce(ev_fx_home, 0) - coalesce(frozen_fx_home, 0) AS BIGINT) AS fold_fx_home,
        CAST(coalesce(ev_commissions_home, 0) - coalesce(frozen_commissions_home, 0) AS BIGINT) AS fold_commissions_home,
        CAST(coalesce(ev_amortization_home, 0) - coalesce(frozen_amortization_home, 0) AS BIGINT) AS fold_amortization_home
-FROM schedule_before;
+FROM schedule_home;
 
 -- The events of line_series from each line's first row on (earlier ones are in the fold), with their running
 -- sums and the month of the next one: each event starts a segment of months that carry its running sums.
@@ -325,9 +310,9 @@ counted AS (
     -- every month of the segment; for a ratable_daily line, its whole months start + 1 … m by length:
     -- Februaries (and those of 29 days), months of 30 days, the rest of 31 (counted once per row)
     SELECT *,
-           CASE WHEN daily_whole THEN month_count(start_mi + 1, mi, 1) ELSE 0 END AS februaries,
-           CASE WHEN daily_whole THEN months_with_days(start_mi + 1, mi, 29) ELSE 0 END AS c29,
-           CASE WHEN daily_whole THEN months_with_days(start_mi + 1, mi, 30) ELSE 0 END AS c30
+           CASE WHEN daily_whole THEN februaries(start_mi + 1, mi) ELSE 0 END AS februaries,
+           CASE WHEN daily_whole THEN leap_februaries(start_mi + 1, mi) ELSE 0 END AS c29,
+           CASE WHEN daily_whole THEN months_of_30(start_mi + 1, mi) ELSE 0 END AS c30
     FROM (SELECT *, is_daily AND mi > start_mi AND mi < end_mi AS daily_whole
           FROM (SELECT *, unnest(range(segment_start, segment_end + 1)) AS mi FROM segment_terms))
 ),

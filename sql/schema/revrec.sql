@@ -52,18 +52,21 @@ CREATE OR REPLACE MACRO month_count(a, b, m) AS (
     CASE WHEN a > b THEN 0 ELSE (b - m + 12) // 12 - (a - 1 - m + 12) // 12 END);
 -- leap years 1 … y
 CREATE OR REPLACE MACRO leap_years_through(y) AS (y // 4 - y // 100 + y // 400);
+-- of the months a … b: the Februaries, those of 29 days (the Februaries of leap years, which fall in the years
+-- (a + 10) // 12 … (b - 1) // 12), those of 30 days; the rest have 31
+CREATE OR REPLACE MACRO februaries(a, b) AS month_count(a, b, 1);
+CREATE OR REPLACE MACRO leap_februaries(a, b) AS (
+    CASE WHEN (b - 1) // 12 < (a + 10) // 12 THEN 0
+         ELSE leap_years_through((b - 1) // 12) - leap_years_through((a + 10) // 12 - 1) END);
+CREATE OR REPLACE MACRO months_of_30(a, b) AS (
+    month_count(a, b, 3) + month_count(a, b, 5) + month_count(a, b, 8) + month_count(a, b, 10));
 -- how many of the months a … b have n days (n = 28, 29, 30 or 31): counted, not listed
 CREATE OR REPLACE MACRO months_with_days(a, b, n) AS (
     CASE WHEN a > b THEN 0
-         WHEN n = 31 THEN month_count(a, b, 0) + month_count(a, b, 2) + month_count(a, b, 4) + month_count(a, b, 6)
-                          + month_count(a, b, 7) + month_count(a, b, 9) + month_count(a, b, 11)
-         WHEN n = 30 THEN month_count(a, b, 3) + month_count(a, b, 5) + month_count(a, b, 8) + month_count(a, b, 10)
-         -- the Februaries of a … b fall in the years (a + 10) // 12 … (b - 1) // 12
-         WHEN n = 29 THEN CASE WHEN (b - 1) // 12 < (a + 10) // 12 THEN 0
-                               ELSE leap_years_through((b - 1) // 12) - leap_years_through((a + 10) // 12 - 1) END
-         ELSE month_count(a, b, 1)
-              - CASE WHEN (b - 1) // 12 < (a + 10) // 12 THEN 0
-                     ELSE leap_years_through((b - 1) // 12) - leap_years_through((a + 10) // 12 - 1) END END);
+         WHEN n = 31 THEN (b - a + 1) - februaries(a, b) - months_of_30(a, b)
+         WHEN n = 30 THEN months_of_30(a, b)
+         WHEN n = 29 THEN leap_februaries(a, b)
+         ELSE februaries(a, b) - leap_februaries(a, b) END);
 CREATE OR REPLACE MACRO period_of(d) AS period_of_index(month_index(d));
 
 -- Export formats (SPEC §6): money with exactly 2 decimals; quantities and prices as plain decimals.
