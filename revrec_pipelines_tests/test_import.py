@@ -7,6 +7,8 @@ unchanged" means every raw_<type> table, every column, is identical before and a
 
 from __future__ import annotations
 
+import csv
+import io
 import json
 import os
 import shutil
@@ -17,10 +19,23 @@ from decimal import Decimal
 from pathlib import Path
 
 import duckdb
+import pandera.polars as pandera
+import polars as pl
 import pytest
 
-from revrec_pipelines.lib import importer, sources, warehouse
-from revrec_pipelines.lib.filetypes import APPLY_ORDER
+from revrec_pipelines.lib import importer, reader, sources, validation, warehouse
+from revrec_pipelines.lib.filetypes import (
+    APPLY_ORDER,
+    BOOL,
+    CURRENCY,
+    DATE,
+    FILE_TYPES,
+    MONEY,
+    QUANTITY,
+    RATE,
+    RULE,
+    UNIT_PRICE,
+)
 from revrec_pipelines_tests import inputs
 from revrec_pipelines_tests.inputs import BATCH1, BATCH1_ROWS, edited
 from revrec_pipelines_tests.support import require
@@ -774,3 +789,98 @@ def test_a_zip_is_ordered_among_other_files_by_the_units_it_holds(
     report = run(loaded, tmp_path / "drop", {"invoices_feb.csv": INVOICE_OF_NEW_LINE})
     assert not report.rejected, report.failure_message()
     assert [o.path for o in report.outcomes] == [zip_name, "invoices_feb.csv"]
+
+
+# ------------------------------------------------------------------------------------------------
+# row numbers of CSV records, and the one-pass check of row values
+
+
+CUSTOMERS_HEADER = "Customer_Id,Customer_Name,Subsidiary_Id,Email,Country"
+# (file lines after the header, line of the record whose Customer_Name is empty); "\n" is replaced by the
+# case's line ending. Blank lines and quoted newlines count as lines, as in a text editor.
+ROW_NUMBER_CASES = {
+    "plain": ("C1,A,S,e,US\nC2,,S,e,US\n", 3),
+    "no-final-newline": ("C1,A,S,e,US\nC2,,S,e,US", 3),
+    "blank-lines": ("C1,A,S,e,US\n\nC2,,S,e,US\n\n\n", 4),
+    "quoted-comma": ('C1,"A, B",S,e,US\nC2,,S,e,US\n', 3),
+    "quoted-comma-and-blank-line": ('C1,"A, B",S,e,US\n\nC2,,S,e,US\n', 4),
+    "quoted-newline": ('C1,"A\nB",S,e,US\nC2,,S,e,US\n', 4),
+    "quoted-newline-and-blank-lines": ('C1,"A\nB",S,e,US\n\nC2,,S,e,US\n\n', 5),
+    "leading-blank-line": ("C1,A,S,e,US\nC2,,S,e,US\n", 4),  # the file starts with a blank line
+}
+
+
+@pytest.mark.parametrize("line_end", ["\n", "\r\n"], ids=["LF", "CRLF"])
+@pytest.mark.parametrize("case", list(ROW_NUMBER_CASES), ids=list(ROW_NUMBER_CASES))
+def test_csv_row_numbers_are_the_lines_a_person_sees(
+    case: str, line_end: str, empty: duckdb.DuckDBPyConnection, tmp_path: Path
+) -> None:
+    body, bad_line = ROW_NUMBER_CASES[case]
+    text = ("\n" if case == "leading-blank-line" else "") + CUSTOMERS_HEADER + "\n" + body
+    data = text.replace("\n", line_end).encode()
+    before = inputs.raw_tables(empty)
+    report = run(empty, tmp_path / "drop", {"customers.csv": data})
+    assert_rejected_cleanly(empty, report, before, "customers.csv", row=bad_line, column="Customer_Name", value=None)
+
+    # Whichever way they were found (quick when each line is one record), the row numbers are those the
+    # csv module finds record by record.
+    numbers = reader._read_csv_bytes(data, "customers.csv")["_row_number"].to_list()
+    assert numbers == reader._record_start_lines(data, len(numbers))
+
+
+def test_blank_lines_are_not_records_but_keep_the_row_numbers_after_them(
+    empty: duckdb.DuckDBPyConnection, tmp_path: Path
+) -> None:
+    text = CUSTOMERS_HEADER + '\r\nC1,"A\r\nB",S,e,US\r\n\r\nC2,B,S,e,US\r\n\r\n'
+    report = run(empty, tmp_path / "inbox", {"customers.csv": text})
+    assert not report.rejected, report.failure_message()
+    assert outcome(report, "customers.csv").rows_new == 2
+    rows = empty.execute("SELECT Customer_Id, Customer_Name, _row_number FROM customers ORDER BY ALL").fetchall()
+    assert rows == [("C1", "A\r\nB", 2), ("C2", "B", 5)]
+
+
+# Values that break a rule of their kind (some pass the format but not the next rule), next to valid ones.
+BAD_VALUES = {
+    DATE: ["2025-02-30", "2025-1-5", "10/01/2025", "bad"],
+    MONEY: ["1.001", "1e5", "abc", "1000000000000000.00"],
+    UNIT_PRICE: ["-1", "1.0000001", "-0.5x"],
+    QUANTITY: ["0", "-1", "0.000", "1.0000001"],
+    RATE: ["0", "-1.5", "1.0000000000001"],
+    CURRENCY: ["EURO", "usd", "US"],
+    RULE: ["weekly", "Ratable_Daily"],
+    BOOL: ["yes", "TRUE", "t"],
+}
+
+
+@pytest.mark.parametrize("file_type", APPLY_ORDER)
+def test_row_errors_are_those_pandera_finds_with_the_whole_schema(file_type: str) -> None:
+    """row_errors checks every rule in one pass and asks pandera for the failing rows only of the columns
+    that fail; the problems must be exactly those pandera reports when it checks every column."""
+    ft = FILE_TYPES[file_type]
+    grid = inputs.table(file_type) if file_type in BATCH1 else list(csv.reader(io.StringIO(inputs.SUBSIDIARIES)))
+    header, valid = grid[0], grid[1]
+    good = {c.name: (valid[header.index(c.name)] if c.name in header else None) or None for c in ft.columns}
+    rows = [good]
+    for c in ft.columns:
+        for bad in BAD_VALUES.get(c.kind, []) + ([None] if c.required else []):
+            rows.append({**good, c.name: bad})
+    if file_type == "account_mappings":
+        rows.append({**good, "Account_Type": "Deferred Income"})
+    free_text = [k for k in ft.key if not validation.rules_for(ft)[k]]
+    rows = [{**r, **{k: f"{r[k]}-{i}" for k in free_text if r[k] is not None}} for i, r in enumerate(rows)]
+    frame = pl.DataFrame(rows, schema=dict.fromkeys([c.name for c in ft.columns], pl.String)).with_columns(
+        pl.int_range(2, pl.len() + 2, dtype=pl.Int64).alias("_row_number")
+    )
+    assert validation.row_errors(ft, frame.head(1)).height == 0  # the valid row passes
+
+    expected: set[tuple] = set()
+    try:
+        validation.schema_for(ft).validate(frame.drop("_row_number"), lazy=True)
+    except pandera.errors.SchemaErrors as exc:
+        for f in exc.failure_cases.iter_rows(named=True):
+            reason = "is required but empty" if f["check"] == "not_nullable" else f["check"]
+            expected.add((f["index"] + 2, f["column"], f["failure_case"], reason))
+    found = {tuple(r) for r in validation.row_errors(ft, frame).iter_rows()}
+    found_by_rule = {e for e in found if not e[3].startswith(("is before", "the same key"))}
+    assert found_by_rule == expected
+    assert {e[0] for e in expected} == set(range(3, len(rows) + 2))  # every row but the valid one has a problem

@@ -22,7 +22,7 @@ from revrec_pipelines.lib import sql
 from revrec_pipelines.lib.filetypes import APPLY_ORDER, FILE_TYPES, SQL_TYPES, FileType, type_of_name
 from revrec_pipelines.lib.reader import Unit, UnreadableFile, read_units
 from revrec_pipelines.lib.sources import FileSource, RemoteFile, SourceError
-from revrec_pipelines.lib.validation import ERROR_COLUMNS, normalize, row_errors
+from revrec_pipelines.lib.validation import ERROR_COLUMNS, normalized, row_errors
 
 log = logging.getLogger(__name__)
 REFERENCE_CHECKS = {"sales_orders", "invoices", "usage", "commissions", "exchange_rates"}
@@ -99,15 +99,17 @@ def failure_message_for_run(con: duckdb.DuckDBPyConnection, run_id: str) -> str 
 
 
 def _stage_sql(ft: FileType) -> str:
+    """The unit's rows, typed as in the warehouse: a view over the registered frame (nothing is copied)."""
     casts = [f"CAST({c.name} AS {SQL_TYPES[c.kind]}) AS {c.name}" for c in ft.columns]
     if "IsActive" in [c.name for c in ft.columns]:
         casts = [x if not x.endswith(" AS IsActive") else "coalesce(CAST(IsActive AS BOOLEAN), true) AS IsActive" for x in casts]
-    hash_parts = " , ".join(f"coalesce(CAST({c.name} AS VARCHAR), '∅')" for c in ft.columns)
-    return (
-        "CREATE OR REPLACE TEMP TABLE stage AS "
-        f"SELECT *, md5(concat_ws('|', {hash_parts})) AS _row_hash FROM ("
-        f"SELECT {', '.join(casts)}, _extra, _row_number FROM unit_frame)"
-    )
+    return f"CREATE OR REPLACE TEMP VIEW stage AS SELECT {', '.join(casts)}, _extra, _row_number FROM unit_frame"
+
+
+def _row_hash(ft: FileType, alias: str) -> str:
+    """The hash of a staged row's typed values: identical content has identical hashes."""
+    parts = " , ".join(f"coalesce(CAST({alias}.{c.name} AS VARCHAR), '∅')" for c in ft.columns)
+    return f"md5(concat_ws('|', {parts}))"
 
 
 def _key_join(ft: FileType, a: str, b: str) -> str:
@@ -136,40 +138,42 @@ def apply_unit(con: duckdb.DuckDBPyConnection, unit: Unit, batch_id: int, source
     if unit.frame.height == 0:
         return _with_unit(pl.DataFrame(schema=ERROR_COLUMNS), unit.name), {"read": 0, "new": 0, "changed": 0, "unchanged": 0}
     values = [c.name for c in ft.columns]
-    frame = normalize(ft, unit.frame.select(values)).with_columns(
-        unit.frame["_extra"], unit.frame["_row_number"].cast(pl.Int64)
-    )
-    # Rows with no value at all (",,,," lines, blank spreadsheet rows) are not records.
-    frame = frame.filter(~pl.all_horizontal([pl.col(c).is_null() for c in values]))
+    frame = unit.frame.lazy().select(*normalized(ft), pl.col("_extra"), pl.col("_row_number").cast(pl.Int64)).collect()
+    # Rows with no value at all (",,,," and blank lines, blank spreadsheet rows) are not records; most files
+    # have none, and filtering would copy every value.
+    is_record = frame.select(pl.any_horizontal([pl.col(c).is_not_null() for c in values])).to_series()
+    if not is_record.all():
+        frame = frame.filter(is_record)
     errors = row_errors(ft, frame.drop("_extra"))
     if errors.height:
         return _with_unit(errors, unit.name), {}
     con.register("unit_frame", frame.to_arrow())
     try:
         con.execute(_stage_sql(ft))
+        if ft.name in REFERENCE_CHECKS:
+            ref = con.sql(sql.sql_text(f"ingest/checks_{ft.name}")).pl()
+            if ref.height:
+                return _with_unit(ref.sort("row_number"), unit.name), {}
+        upsert = sql.render(
+            "ingest/upsert",
+            table=ft.table,
+            key_join_c=_key_join(ft, "c", "s"),
+            key_join_t=_key_join(ft, "t", "s"),
+            row_hash_s=_row_hash(ft, "s"),
+            columns=", ".join(values),
+            batch_id=batch_id,
+            source_kind=source_kind,
+        )
+        # Its two statements: the current versions superseded (changed rows), then the rows written (new + changed).
+        changed, written = (con.execute(stmt).fetchall()[0][0] for stmt in sql.statements(upsert))
     finally:
+        con.execute("DROP VIEW IF EXISTS stage")
         con.unregister("unit_frame")
-    if ft.name in REFERENCE_CHECKS:
-        ref = con.sql(sql.sql_text(f"ingest/checks_{ft.name}")).pl()
-        if ref.height:
-            return _with_unit(ref.sort("row_number"), unit.name), {}
-    cols = ", ".join(c.name for c in ft.columns)
-    sql.run_file(
-        con,
-        "ingest/upsert",
-        table=ft.table,
-        key_join_c=_key_join(ft, "c", "s"),
-        key_join_t=_key_join(ft, "t", "s"),
-        columns=cols,
-        batch_id=batch_id,
-        source_kind=source_kind,
-    )
-    counts = dict(con.execute("SELECT _change, count(*) FROM stage_classified GROUP BY ALL").fetchall())
     return pl.DataFrame(schema={"unit": pl.String, **ERROR_COLUMNS}), {
         "read": frame.height,
-        "new": counts.get("new", 0),
-        "changed": counts.get("changed", 0),
-        "unchanged": counts.get("unchanged", 0),
+        "new": written - changed,
+        "changed": changed,
+        "unchanged": frame.height - written,
     }
 
 

@@ -104,47 +104,60 @@ def _read_csv_bytes(data: bytes, name: str) -> pl.DataFrame:
     if data.startswith(b"\xef\xbb\xbf"):
         data = data[3:]
     try:
-        text = data.decode("utf-8")
+        data.decode("utf-8")  # only to check; polars reads the bytes
     except UnicodeDecodeError as exc:
         row, column = _column_at(data, exc.start)
         raise UnreadableFile(
             f"{name} row {row} is not UTF-8 text (byte {data[exc.start]:#04x}): save the file as CSV UTF-8 and send it again",
             unit=name, row_number=row, column=column,
         ) from exc
-    if not data.strip():
+    if not data or data.isspace():
         raise UnreadableFile(f"{name} is empty: it needs a header row", unit=name)
     try:
-        frame = pl.read_csv(io.BytesIO(data), infer_schema=False, truncate_ragged_lines=False)
+        frame = pl.read_csv(data, infer_schema=False, truncate_ragged_lines=False)
     except Exception as exc:  # polars raises several error types for malformed CSV
-        raise _diagnose_csv(text, name) from exc
-    return frame.with_columns(_csv_row_numbers(text, frame.height))
+        raise _diagnose_csv(data.decode("utf-8"), name) from exc
+    return frame.with_columns(_csv_row_numbers(data, frame.height))
 
 
-def _csv_row_numbers(text: str, height: int) -> pl.Series:
-    """The file row of each record. Quoted newlines make a record span lines, so count records, not lines."""
-    if "\"" not in text and "\n\n" not in text and "\r\n\r\n" not in text:
+def _csv_row_numbers(data: bytes, height: int) -> pl.Series:
+    """The file row of each record polars read: the line it starts on (the header is row 1).
+
+    Polars reads a blank line as a record with no values (the importer drops it, but the lines after it
+    keep their numbers), and a quoted value may hold newlines, so a record can span several lines."""
+    if _one_record_per_line(data, height):
         return pl.Series("_row_number", range(2, height + 2), dtype=pl.Int64)
-    if _one_record_per_line(text, height):
-        return pl.Series("_row_number", range(2, height + 2), dtype=pl.Int64)
-    reader = csv.reader(io.StringIO(text, newline=""))
-    next(reader, None)
-    numbers = []
+    return pl.Series("_row_number", _record_start_lines(data, height), dtype=pl.Int64)
+
+
+def _record_start_lines(data: bytes, height: int) -> list[int]:
+    """The line each record starts on, found with the csv module (slow: only for files that need it)."""
+    reader = csv.reader(io.StringIO(data.decode("utf-8"), newline=""))
+    header = next(reader, None)
+    while header == []:  # polars skips blank lines before the header
+        header = next(reader, None)
+    every, with_values = [], []  # the records' first lines, blank lines included and not
     start = reader.line_num + 1
     for row in reader:
+        every.append(start)
         if row:
-            numbers.append(start)
+            with_values.append(start)
         start = reader.line_num + 1
-    return pl.Series("_row_number", numbers[:height], dtype=pl.Int64)
+    return (every if len(every) == height else with_values)[:height]
 
 
-def _one_record_per_line(text: str, height: int) -> bool:
-    """Whether each line after the header holds exactly one record: no line is blank, and the header and
-    `height` records fill exactly height + 1 lines (a record over several lines would need more). Lines end
-    at \n, \r\n or \r, as for the csv module that numbers the records otherwise."""
-    lines = text.replace("\r\n", "\n").replace("\r", "\n")
-    if lines.startswith("\n") or "\n\n" in lines:
+def _one_record_per_line(data: bytes, height: int) -> bool:
+    """Whether each line after the header holds exactly one record (a blank line is a record with no values):
+    no value is quoted (only quotes let a record span lines), or the header and `height` records fill
+    exactly height + 1 lines (a record over several lines would need more). Lines end at \n, \r\n or
+    \r, as for the csv module that numbers the records otherwise."""
+    if data.startswith((b"\n", b"\r")):  # blank lines before the header, which polars skips
         return False
-    return lines.count("\n") + (0 if lines.endswith("\n") else 1) == height + 1
+    if b'"' not in data:
+        return True
+    lone_cr = data.count(b"\r") - data.count(b"\r\n") if b"\r" in data else 0
+    lines = data.count(b"\n") + lone_cr + (0 if data.endswith((b"\n", b"\r")) else 1)
+    return lines == height + 1
 
 
 def _cell_text(value: object) -> str | None:

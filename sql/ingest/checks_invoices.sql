@@ -1,16 +1,21 @@
 -- Reference checks of a staged invoices unit (SPEC §2: order lines known; invoice-as-contract lines carry
 -- Customer_Id and Product_Id).
-SELECT _row_number AS row_number, 'Sales_Order_Item_Id' AS column_name, s.Sales_Order_Item_Id AS value,
+WITH named_lines AS (  -- the lines that name an order line, with that line's order (known = false: no such line)
+    SELECT s._row_number, s.Sales_Order_Id, s.Sales_Order_Item_Id, o.Sales_Order_Id AS line_order,
+           o.Sales_Order_Item_Id IS NOT NULL AS known
+    FROM stage s
+    LEFT JOIN raw_sales_orders o ON o._is_current AND o.Sales_Order_Item_Id = s.Sales_Order_Item_Id
+    WHERE s.Sales_Order_Item_Id IS NOT NULL
+)
+SELECT _row_number AS row_number, 'Sales_Order_Item_Id' AS column_name, Sales_Order_Item_Id AS value,
        'is not a known sales-order line: import the order first (or in the same drop)' AS reason
-FROM stage s
-WHERE s.Sales_Order_Item_Id IS NOT NULL
-  AND NOT EXISTS (SELECT 1 FROM raw_sales_orders o WHERE o._is_current AND o.Sales_Order_Item_Id = s.Sales_Order_Item_Id)
+FROM named_lines
+WHERE NOT known
 UNION ALL
-SELECT s._row_number, 'Sales_Order_Id', s.Sales_Order_Id,
-       'does not match the order ' || o.Sales_Order_Id || ' of line ' || s.Sales_Order_Item_Id
-FROM stage s
-JOIN raw_sales_orders o ON o._is_current AND o.Sales_Order_Item_Id = s.Sales_Order_Item_Id
-WHERE s.Sales_Order_Id IS NOT NULL AND s.Sales_Order_Id <> o.Sales_Order_Id
+SELECT _row_number, 'Sales_Order_Id', Sales_Order_Id,
+       'does not match the order ' || line_order || ' of line ' || Sales_Order_Item_Id
+FROM named_lines
+WHERE known AND Sales_Order_Id IS NOT NULL AND Sales_Order_Id <> line_order
 UNION ALL
 SELECT _row_number, 'Customer_Id', NULL,
        'is required on an invoice line without Sales_Order_Item_Id (invoice-as-contract)'

@@ -9,12 +9,14 @@ SELECT _row_number, 'Product_Id', s.Product_Id,
 FROM stage s
 WHERE NOT EXISTS (SELECT 1 FROM raw_products p WHERE p._is_current AND p.Product_Id = s.Product_Id)
 UNION ALL
--- one currency per sales order, within the file
+-- one currency per sales order, within the file (min <> max finds the orders cheaply; only theirs are listed)
 SELECT s._row_number, 'Currency', s.Currency,
        'differs from other lines of sales order ' || s.Sales_Order_Id || ' in this file (' || m.currencies || '): an order has one currency'
 FROM stage s
 JOIN (SELECT Sales_Order_Id, string_agg(DISTINCT Currency, ', ' ORDER BY Currency) AS currencies
-      FROM stage GROUP BY Sales_Order_Id HAVING count(DISTINCT Currency) > 1) m USING (Sales_Order_Id)
+      FROM stage
+      WHERE Sales_Order_Id IN (SELECT Sales_Order_Id FROM stage GROUP BY Sales_Order_Id HAVING min(Currency) <> max(Currency))
+      GROUP BY Sales_Order_Id) m USING (Sales_Order_Id)
 UNION ALL
 -- one currency per sales order, against lines already in the warehouse that this file does not replace
 SELECT s._row_number, 'Currency', s.Currency,
