@@ -311,3 +311,31 @@ def test_a_run_over_the_changed_inputs_writes_what_a_run_over_every_line_writes(
     assert _files(tmp_path / "incremental") == _files(tmp_path / "every")
     revenue = (tmp_path / "incremental" / "continuousexport-unearned_revenue_rollforward-000002.csv").read_text()
     assert all(f"SO-{x}-1" in revenue for x in "XYZ")
+
+
+def test_a_warehouse_whose_state_table_has_the_old_primary_key_is_rebuilt_without_it(tmp_path):
+    """continuous_export_state lost its PRIMARY KEY (keeping the index cost more than a change-sized export);
+    a warehouse created with it gets the table rebuilt on connect, every row kept, and exports still record."""
+    path = tmp_path / "w.duckdb"
+    con = warehouse.connect(path)
+    con.execute("DROP TABLE continuous_export_state")
+    con.execute(
+        "CREATE TABLE continuous_export_state (export_type VARCHAR NOT NULL, Sales_Order_Item_Id VARCHAR NOT NULL, "
+        "Sales_Order_Id VARCHAR, version INTEGER NOT NULL, content_hash HUGEINT NOT NULL, tombstone BOOLEAN NOT NULL, "
+        "PRIMARY KEY (export_type, Sales_Order_Item_Id))"
+    )
+    con.execute("INSERT INTO continuous_export_state VALUES ('revenue', 'L-1', 'SO-1', 3, 42, false)")
+    con.execute("UPDATE revrec_schema SET version = 'before'")
+    con.close()
+    con = warehouse.connect(path)
+    keys = con.execute(
+        "SELECT count(*) FROM duckdb_constraints() WHERE table_name = 'continuous_export_state' "
+        "AND constraint_type = 'PRIMARY KEY'"
+    ).fetchall()[0][0]
+    assert keys == 0
+    assert con.execute("SELECT * FROM continuous_export_state").fetchall() == [("revenue", "L-1", "SO-1", 3, 42, False)]
+    con.execute("CREATE TEMP TABLE ce_changes AS SELECT 'revenue' AS export_type, 'L-1' AS Sales_Order_Item_Id, "
+                "'SO-1' AS Sales_Order_Id, CAST(7 AS HUGEINT) AS content_hash, false AS tombstone")
+    sql.run_file(con, "continuous/record_state", version=4)
+    assert con.execute("SELECT version, content_hash FROM continuous_export_state").fetchall() == [(4, 7)]
+    con.close()

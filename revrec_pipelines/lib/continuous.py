@@ -206,7 +206,7 @@ def run_continuous_export(
         after_files_written(version)
     con.execute("BEGIN TRANSACTION")
     try:
-        con.execute(sql.render("continuous/record_state", version=version))
+        sql.run_file(con, "continuous/record_state", version=version)
         con.execute(
             "INSERT INTO continuous_export_runs VALUES (?, ?, ?, ?, ?, ?, ?)",
             [version, datetime.now(), stamp, closed, sum(changes.values()), json.dumps(result.files), destination.uri],

@@ -58,9 +58,29 @@ def ensure_schema(con: duckdb.DuckDBPyConnection) -> None:
     for ft in FILE_TYPES.values():
         for stmt in raw_table_ddl(ft):
             con.execute(stmt)
+    _drop_continuous_state_key(con)
     for name in SCHEMA_FILES:
         sql.run_file(con, name)
     con.execute("CREATE OR REPLACE TABLE revrec_schema AS SELECT ? AS version, current_timestamp AS created_at", [version])
+
+
+def _drop_continuous_state_key(con: duckdb.DuckDBPyConnection) -> None:
+    """Warehouses created before continuous_export_state lost its PRIMARY KEY (sql/schema/continuous.sql) get
+    the table rebuilt without it, rows unchanged."""
+    keyed = con.execute(
+        "SELECT count(*) FROM duckdb_constraints() WHERE database_name = current_database() "
+        "AND table_name = 'continuous_export_state' AND constraint_type = 'PRIMARY KEY'"
+    ).fetchall()[0][0]
+    if keyed:
+        con.execute("BEGIN TRANSACTION")
+        try:
+            con.execute("CREATE TABLE continuous_export_state_unkeyed AS SELECT * FROM continuous_export_state")
+            con.execute("DROP TABLE continuous_export_state")
+            con.execute("ALTER TABLE continuous_export_state_unkeyed RENAME TO continuous_export_state")
+            con.execute("COMMIT")
+        except BaseException:
+            con.execute("ROLLBACK")
+            raise
 
 
 # A deliberate DuckDB memory limit (DuckDB's own default is 80% of the RAM): the work that does not fit

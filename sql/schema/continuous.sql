@@ -23,8 +23,10 @@ CREATE TABLE IF NOT EXISTS continuous_export_state (
     Sales_Order_Id       VARCHAR,
     version              INTEGER NOT NULL,   -- the version that last carried this item's rows of this type
     content_hash         HUGEINT NOT NULL,   -- checksum of the rows as exported (0 for a tombstone)
-    tombstone            BOOLEAN NOT NULL,
-    PRIMARY KEY (export_type, Sales_Order_Item_Id)
+    tombstone            BOOLEAN NOT NULL
+    -- one row per (export_type, Sales_Order_Item_Id), kept so by sql/continuous/record_state.sql; no PRIMARY KEY:
+    -- keeping a unique index over every exported line up to date cost more than the rest of a change-sized
+    -- export (BENCHMARKS.md). Warehouses created with the key are rebuilt without it (lib/warehouse.py).
 );
 
 -- fmt_money (sql/schema/revrec.sql) for the export files, written the fast way: a DECIMAL(18,2) prints
