@@ -437,6 +437,12 @@ class Pair:
         assert not report.rejected, report.failure_message()
         self.ref.load_csv_dir(folder)
         engine.compute(self.con, HOME)
+        self.check_row_counts()
+
+    def check_row_counts(self) -> None:
+        """The row counts the engine reports for its views (read from the stored rows) are the views' counts."""
+        for table, query in engine.ROW_COUNTS.items():
+            assert self.con.execute(query).fetchall() == self.con.execute(f"SELECT count(*) FROM {table}").fetchall(), table
 
     def sql_export(self, period: int, folder: str) -> dict[str, str]:
         out = self.root / folder
@@ -452,6 +458,7 @@ class Pair:
         problems = [text_diff(f"{t} {period}", want[t], got[t]) for t in EXPORT_TYPES if got[t] != want[t]]
         assert not problems, "\n".join(problems)
         self.closed_exports[period] = got
+        self.check_row_counts()
 
     def reopen(self, period: int) -> None:
         close.reopen_period(self.con, period, home_currency=HOME, actor="property")

@@ -58,6 +58,18 @@ ROW_COUNTS = {
         "SELECT (SELECT count(*) FROM frozen_line_periods WHERE Ending_Backlog IS NOT NULL) "
         "+ (SELECT count(*) FROM line_period_amounts WHERE backlog IS NOT NULL)"
     ),
+    # journal_lines: the frozen lines plus, per open row, its non-zero nets of the seven account types
+    # (sql/revrec/journal_lines.sql; each open row has exactly one journal_line_accounts row)
+    "journal_lines": (
+        "SELECT (SELECT count(*) FROM frozen_journal_lines) + (SELECT coalesce(sum("
+        "CAST(position_home - prev_position_home + revenue_home <> 0 AS INTEGER) "
+        "+ CAST(revenue_home <> 0 AS INTEGER) "
+        "+ CAST(greatest(position_home, 0) <> greatest(prev_position_home, 0) AS INTEGER) "
+        "+ CAST(greatest(-position_home, 0) <> greatest(-prev_position_home, 0) AS INTEGER) "
+        "+ CAST(commissions_home <> amortization_home AS INTEGER) "
+        "+ CAST(commissions_home <> 0 AS INTEGER) + CAST(amortization_home <> 0 AS INTEGER)), 0) "
+        "FROM line_period_amounts)"
+    ),
 }
 
 
