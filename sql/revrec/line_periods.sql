@@ -15,24 +15,31 @@ CREATE OR REPLACE TEMP TABLE period_lines AS
 SELECT k.line_no, k.in_home, k.x_limit, k.num_s, k.den_s, k.num, k.den, l.*
 FROM order_lines l JOIN line_keys k USING (Sales_Order_Item_Id);
 
+-- The first open period O (NULL before any close), and per line what the closed periods reported: every
+-- series' total through L and the balances of its last frozen row.
+CREATE OR REPLACE TEMP TABLE close_state AS
+SELECT index_of_period(max(period)) + 1 AS open_mi FROM closed_periods;
+
+CREATE OR REPLACE TEMP TABLE frozen_totals AS
+SELECT Sales_Order_Item_Id,
+       sum(Revenue) AS revenue, sum(New_Billing) AS billing, sum(Foreign_Currency_Change) AS fx,
+       sum(coalesce(New_Booking, 0)) AS booking, sum(New_Commissions) AS commissions,
+       sum(Commission_Amortization) AS amortization,
+       sum(Revenue_Home) AS revenue_home, sum(New_Billing_Home) AS billing_home,
+       sum(Foreign_Currency_Change_Home) AS fx_home, sum(New_Commissions_Home) AS commissions_home,
+       sum(Commission_Amortization_Home) AS amortization_home,
+       arg_max(Position, Actg_Period) AS position, arg_max(Position_Home, Actg_Period) AS position_home,
+       arg_max(coalesce(Ending_Backlog, 0), Actg_Period) AS backlog,
+       arg_max(Ending_Deferred_Expense, Actg_Period) AS deferred_expense
+FROM frozen_line_periods
+GROUP BY Sales_Order_Item_Id;
+
 -- Lines frozen in closed periods that are no longer contract lines (an invoice-as-contract line whose
 -- invoice now names an order line) are reversed in O, everything they reported caught up to zero; they
 -- are numbered after the contract lines and keep the attributes of their last frozen row.
 CREATE OR REPLACE TEMP TABLE vanished_lines AS
-WITH close_state AS (
-    SELECT index_of_period(max(period)) + 1 AS open_mi FROM closed_periods
-),
-frozen_totals AS (
+WITH last_attributes AS (
     SELECT Sales_Order_Item_Id,
-           sum(Revenue) AS revenue, sum(New_Billing) AS billing, sum(Foreign_Currency_Change) AS fx,
-           sum(coalesce(New_Booking, 0)) AS booking, sum(New_Commissions) AS commissions,
-           sum(Commission_Amortization) AS amortization,
-           sum(Revenue_Home) AS revenue_home, sum(New_Billing_Home) AS billing_home,
-           sum(Foreign_Currency_Change_Home) AS fx_home, sum(New_Commissions_Home) AS commissions_home,
-           sum(Commission_Amortization_Home) AS amortization_home,
-           arg_max(Position, Actg_Period) AS position, arg_max(Position_Home, Actg_Period) AS position_home,
-           arg_max(coalesce(Ending_Backlog, 0), Actg_Period) AS backlog,
-           arg_max(Ending_Deferred_Expense, Actg_Period) AS deferred_expense,
            arg_max(Sales_Order_Id, Actg_Period) AS Sales_Order_Id,
            arg_max(Reference_Invoice_Number, Actg_Period) AS Reference_Invoice_Number,
            arg_max(Product_Id, Actg_Period) AS Product_Id, arg_max(Product_Code, Actg_Period) AS Product_Code,
@@ -45,10 +52,14 @@ frozen_totals AS (
     FROM frozen_line_periods
     WHERE Sales_Order_Item_Id NOT IN (SELECT Sales_Order_Item_Id FROM order_lines)
     GROUP BY Sales_Order_Item_Id
+),
+vanished AS (
+    SELECT f.*, a.* EXCLUDE (Sales_Order_Item_Id)
+    FROM frozen_totals f JOIN last_attributes a USING (Sales_Order_Item_Id)
 )
 SELECT ((SELECT count(*) FROM period_lines) + row_number() OVER (ORDER BY f.Sales_Order_Item_Id)) * 4294967296 AS line_no,
        f.*, s.open_mi
-FROM frozen_totals f CROSS JOIN close_state s
+FROM vanished f CROSS JOIN close_state s
 WHERE s.open_mi IS NOT NULL
   AND (revenue <> 0 OR billing <> 0 OR fx <> 0 OR booking <> 0 OR commissions <> 0 OR amortization <> 0
        OR position <> 0 OR position_home <> 0 OR revenue_home <> 0 OR billing_home <> 0 OR fx_home <> 0
@@ -68,29 +79,13 @@ FROM vanished_lines;
 
 -- Per line: its rows' span and, once periods are closed, what the first open period O starts from.
 CREATE OR REPLACE TEMP TABLE period_bounds AS
-WITH close_state AS (
-    SELECT index_of_period(max(period)) + 1 AS open_mi FROM closed_periods
-),
-events AS (
+WITH events AS (
     -- invoices, usage and commissions can extend a line's rows beyond its service period
     SELECT Sales_Order_Item_Id, min(mi) AS first_event_mi, max(mi) AS last_event_mi
     FROM (SELECT Sales_Order_Item_Id, mi FROM invoice_events
           UNION ALL SELECT Sales_Order_Item_Id, month_index(Usage_Date) FROM raw_usage WHERE _is_current
           UNION ALL SELECT Sales_Order_Item_Id, month_index(Commission_Date) FROM raw_commissions WHERE _is_current)
     GROUP BY ALL
-),
-frozen_totals AS (
-    SELECT Sales_Order_Item_Id,
-           sum(Revenue) AS revenue, sum(New_Billing) AS billing, sum(Foreign_Currency_Change) AS fx,
-           sum(coalesce(New_Booking, 0)) AS booking, sum(New_Commissions) AS commissions,
-           sum(Commission_Amortization) AS amortization,
-           sum(Revenue_Home) AS revenue_home, sum(New_Billing_Home) AS billing_home,
-           sum(Foreign_Currency_Change_Home) AS fx_home, sum(New_Commissions_Home) AS commissions_home,
-           sum(Commission_Amortization_Home) AS amortization_home,
-           arg_max(Position, Actg_Period) AS position, arg_max(Position_Home, Actg_Period) AS position_home,
-           arg_max(coalesce(Ending_Backlog, 0), Actg_Period) AS backlog,
-           arg_max(Ending_Deferred_Expense, Actg_Period) AS deferred_expense
-    FROM frozen_line_periods GROUP BY ALL
 ),
 spans AS (
     -- a line's rows run from its first period (booking, service start, first event) to the latest of
