@@ -1,7 +1,15 @@
 """`revrec bench` runs every stage on generated data and reports it (a smoke test: speed is measured by
 the benchmark itself and recorded in BENCHMARKS.md, never asserted by a timed test)."""
 
-from revrec_pipelines.lib.bench import run_bench
+from revrec_pipelines.lib import engine, generator, importer, sources, warehouse
+from revrec_pipelines.lib.bench import (
+    BASELINE,
+    BASELINE_SQL,
+    BASELINE_WIDE,
+    BASELINE_WIDE_SQL,
+    HOME_CURRENCY,
+    run_bench,
+)
 
 
 def test_bench_runs_every_stage_on_a_small_data_set(tmp_path):
@@ -14,12 +22,36 @@ def test_bench_runs_every_stage_on_a_small_data_set(tmp_path):
     assert lines[-1].startswith("SUMMARY lines=200 ")
     assert any((tmp_path / "out").glob("closedperiodexport-*.csv"))
     assert "continuous_export/compute=" in lines[-1] and "waterfall/baseline=" in lines[-1]
-
+    assert "waterfall/baseline_19_columns=" in lines[-1]
 
 def test_bench_can_leave_out_the_continuous_export_stages(tmp_path):
     lines: list[str] = []
     stages = run_bench(200, seed=3, workdir=tmp_path, print_fn=lines.append, continuous=False)
     assert [s.name for s in stages] == [
-        "import", "compute", "close + close-period export", "baseline generate_series + window"]
+        "import", "compute", "close + close-period export", BASELINE, BASELINE_WIDE]
     assert "continuous=skipped" in lines[-1]
     assert not any((tmp_path / "out").glob("continuousexport-*.csv"))
+
+def test_the_wide_baseline_writes_rows_of_the_waterfalls_shape(tmp_path):
+    """The 19-column baseline stores what line_period_amounts stores, column for column and type for type, one
+    row per month of each line's span, as many rows as the narrow baseline."""
+    generator.generate(tmp_path / "in", lines=300, seed=5)
+    con = warehouse.connect(tmp_path / "w.duckdb", threads=2)
+    importer.import_from_source(con, sources.LocalFolderSource(tmp_path / "in"), progress=lambda _m: None)
+    engine.compute(con, HOME_CURRENCY)
+    con.execute(BASELINE_SQL)
+    con.execute(BASELINE_WIDE_SQL)
+
+    def columns(table: str) -> list[tuple[str, str]]:
+        return [(r[0], r[1]) for r in con.execute(f"DESCRIBE {table}").fetchall()]
+
+    assert columns("bench_baseline_wide")[1:] == columns("line_period_amounts")[1:]
+    assert len(columns("bench_baseline_wide")) == 19
+    narrow, wide = (con.execute(f"SELECT count(*) FROM {t}").fetchall()[0][0] for t in ("bench_baseline", "bench_baseline_wide"))
+    assert narrow == wide > 300
+    # the running sums are the balances of the stand-in flows: a line's last position is its billing less revenue
+    last = con.execute(
+        "SELECT count(*) FROM (SELECT Sales_Order_Item_Id, arg_max(position, Actg_Period) AS p, "
+        "sum(billing + fx - revenue) AS s FROM bench_baseline_wide GROUP BY ALL) WHERE p <> s"
+    ).fetchall()[0][0]
+    assert last == 0

@@ -339,3 +339,63 @@ def test_a_warehouse_whose_state_table_has_the_old_primary_key_is_rebuilt_withou
     sql.run_file(con, "continuous/record_state", version=4)
     assert con.execute("SELECT version, content_hash FROM continuous_export_state").fetchall() == [(4, 7)]
     con.close()
+
+
+def test_a_renamed_product_resends_the_types_that_show_its_name_and_only_those(tmp_path):
+    """An item's checksum covers every value its rows show, before formatting: a product's new name (shown by
+    the rollforward, revenue and deferred revenue rows, not by expenses, orders, backlog or journals) sends
+    those types of its lines again, and nothing else."""
+    base, out = tmp_path / "base", tmp_path / "out"
+    generate(base, lines=80, seed=23, months=5)
+    con = warehouse.connect(tmp_path / "w.duckdb")
+    _import(con, base)
+    _export(con, out)
+    product, name = con.execute(
+        "SELECT Product_Id, Product_Name FROM order_lines WHERE Revenue_Rule = 'ratable_daily' "
+        "GROUP BY ALL ORDER BY count(*) DESC LIMIT 1"
+    ).fetchall()[0]
+    lines = {r[0] for r in con.execute(
+        "SELECT Sales_Order_Item_Id FROM order_lines WHERE Product_Id = ?", [product]).fetchall()}
+    row = con.execute(
+        "SELECT Product_Code, Revenue_Rule, SSP, Class, Location, Department FROM raw_products "
+        "WHERE _is_current AND Product_Id = ?", [product]).fetchall()[0]
+    drop = tmp_path / "rename"
+    drop.mkdir()
+    (drop / "products_rename.csv").write_text(
+        "Product_Id,Product_Code,Product_Name,Revenue_Rule,SSP,Class,Location,Department\n"
+        + ",".join([product, row[0], f'"{name} (renamed)"', row[1], "" if row[2] is None else f"{row[2]:.2f}",
+                    *("" if v is None else v for v in row[3:])]) + "\n"
+    )
+    _import(con, drop)
+    result = _export(con, out)
+    assert result.version == 2
+    shown = {"unearned_revenue_rollforward", "revenue", "deferred_revenue_balance"}
+    assert set(result.items_by_type) == shown, result.items_by_type
+    for export_type in shown:
+        sent = {r["Sales_Order_Item_Id"] for r in _read(out / f"continuousexport-{export_type}-000002.csv")}
+        assert sent and sent <= lines
+    assert f"{name} (renamed)" in (out / "continuousexport-revenue-000002.csv").read_text()
+    assert_replay_equals_current(con, out)
+    con.close()
+
+
+def test_checksums_of_an_earlier_scheme_send_every_item_once_then_nothing(tmp_path):
+    """A warehouse whose state holds checksums computed another way (recorded scheme 1, or none) cannot
+    compare them: the next run compares every line and sends every item again, rows unchanged, and records
+    the current scheme; the run after it finds nothing to send."""
+    base, out = tmp_path / "base", tmp_path / "out"
+    generate(base, lines=60, seed=31, months=4)
+    con = warehouse.connect(tmp_path / "w.duckdb")
+    _import(con, base)
+    first = _export(con, out)
+    con.execute("UPDATE continuous_export_state SET content_hash = content_hash + 1 WHERE NOT tombstone")
+    con.execute("UPDATE continuous_export_watermark SET hash_scheme = NULL")
+    again = _export(con, out)
+    assert again.version == 2 and again.items_by_type == first.items_by_type
+    for export_type in first.items_by_type:
+        one, two = (out / f"continuousexport-{export_type}-00000{v}.csv" for v in (1, 2))
+        assert [r[:-1] for r in csv.reader(one.open())][1:] == [r[:-1] for r in csv.reader(two.open())][1:]
+    assert con.execute("SELECT hash_scheme FROM continuous_export_watermark").fetchall() == [(continuous.HASH_SCHEME,)]
+    assert _export(con, out).version is None
+    assert_replay_equals_current(con, out)
+    con.close()

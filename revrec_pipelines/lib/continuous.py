@@ -35,6 +35,11 @@ EXPORT_TYPES = (
     "expenses",
     "revenue_backlog",
 )
+# How an item's checksum is computed (continuous_export_state.content_hash): 2 = the sum of its rows' checksums
+# of their values before formatting (the _h column of sql/exports/*), 1 (or unrecorded) = of the formatted rows.
+# Checksums of another scheme cannot be compared: the run after a change of scheme compares every line, so every
+# item goes out once again (its rows unchanged; a consumer that replaces an item's rows ends as it was).
+HASH_SCHEME = 2
 LINE_PERIOD_TYPES = {"unearned_revenue_rollforward", "revenue", "deferred_revenue_balance", "expenses", "revenue_backlog"}
 
 
@@ -78,11 +83,12 @@ def _sources(con) -> dict[str, str]:
     }
 
 
-def _export_sources(con, *, materialize: bool) -> dict[str, str]:
+def _export_sources(con) -> dict[str, str]:
     """`_sources`, built so that the candidate filter reaches the narrow tables: the five line-period types
     read the frozen rows and the open rows of the candidates' line numbers (ce_line_nos, from
-    candidates.sql) — every line's, unfiltered, when every line is a candidate. With `materialize` (a
-    change-sized run) those rows are read once into a temporary table that the five types share."""
+    candidates.sql) — every line's, unfiltered, when every line is a candidate. A change-sized run first
+    cuts both narrow tables to the candidates (temporary tables ce_amounts and ce_lines), so that each
+    type's query joins only those rows rather than every line's (the view's join)."""
     sources = _sources(con)
     candidate = (
         "Sales_Order_Item_Id IN (SELECT Sales_Order_Item_Id FROM ce_candidates) "
@@ -93,11 +99,13 @@ def _export_sources(con, *, materialize: bool) -> dict[str, str]:
     )
     open_rows = "SELECT * EXCLUDE (line_no) FROM open_line_periods"
     if not every_line:
-        open_rows += " WHERE line_no IN (SELECT line_no FROM ce_line_nos)"
+        for table, narrow in (("ce_amounts", "line_period_amounts"), ("ce_lines", "line_period_lines")):
+            con.execute(
+                f"CREATE OR REPLACE TEMP TABLE {table} AS "
+                f"SELECT * FROM {narrow} WHERE line_no IN (SELECT line_no FROM ce_line_nos)"
+            )
+        open_rows = "SELECT * EXCLUDE (line_no) FROM open_line_period_rows('ce_amounts', 'ce_lines')"
     line_periods = f"(SELECT * FROM frozen_line_periods WHERE {candidate} UNION ALL BY NAME {open_rows})"
-    if materialize:
-        con.execute(f"CREATE OR REPLACE TEMP TABLE ce_line_periods AS SELECT * FROM {line_periods}")
-        line_periods = "ce_line_periods"
     return {**sources, **dict.fromkeys(LINE_PERIOD_TYPES, line_periods)}
 
 
@@ -130,8 +138,10 @@ def run_continuous_export(
     progress: Callable[[str], None] = lambda _m: None,
 ) -> ContinuousResult:
     """One continuous export run. `after_files_written(version)` is a test hook between writing and recording."""
-    watermark = con.execute("SELECT last_batch_id, close_events FROM continuous_export_watermark WHERE id = 1").fetchall()
-    last_batch, last_close_events = watermark[0] if watermark else (-1, -1)
+    watermark = con.execute(
+        "SELECT last_batch_id, close_events, hash_scheme FROM continuous_export_watermark WHERE id = 1"
+    ).fetchall()
+    last_batch, last_close_events, hash_scheme = watermark[0] if watermark else (-1, -1, HASH_SCHEME)
     current_batch = _scalar(con, "SELECT coalesce(max(batch_id), 0) FROM import_batches")
     close_events = _scalar(con, "SELECT count(*) FROM close_audit WHERE action IN ('close', 'reopen')")
     mapping_changed = _scalar(
@@ -139,18 +149,20 @@ def run_continuous_export(
         "SELECT (SELECT count(*) FROM raw_account_mappings WHERE _batch_id > ?) + "
         "(SELECT count(*) FROM raw_subsidiaries WHERE _batch_id > ?)", [last_batch, last_batch],
     )
-    everything = not watermark or close_events != last_close_events or mapping_changed > 0
+    everything = (
+        not watermark or close_events != last_close_events or mapping_changed > 0 or hash_scheme != HASH_SCHEME
+    )
     sql.run_file(
         con, "continuous/candidates", last_batch_id=last_batch, everything="true" if everything else "false",
         home=_home_currency(con),
     )
     candidates = _scalar(con, "SELECT count(*) FROM ce_candidates")
-    progress(f"{candidates:,} candidate line(s){' (all lines: first run, a close or a mapping change)' if everything else ''}")
+    every = " (all lines: first run, a close, a mapping change or a new checksum scheme)" if everything else ""
+    progress(f"{candidates:,} candidate line(s){every}")
     result = ContinuousResult(version=None, candidates=candidates)
     # With nothing exported yet, every line that has rows goes out: no line needs picking from the sources.
     nothing_exported = not _scalar(con, "SELECT count(*) FROM continuous_export_state")
-    materialized = not everything
-    sources = _export_sources(con, materialize=materialized)
+    sources = _export_sources(con)
     columns: dict[str, list[str]] = {}
     con.execute(
         "CREATE OR REPLACE TEMP TABLE ce_changes (export_type VARCHAR, Sales_Order_Item_Id VARCHAR, Sales_Order_Id VARCHAR, "
@@ -162,12 +174,10 @@ def run_continuous_export(
             c for c in (d[0] for d in con.execute(f"SELECT * FROM ({query}) LIMIT 0").description)
             if c not in KEY_COLUMNS.split(", ")
         ]
-        con.execute(sql.render(
-            "continuous/changes", export_type=export_type, rows=query,
-            row_columns=", ".join(f"r.{c}" for c in columns[export_type]),
-        ))
+        con.execute(sql.render("continuous/changes", export_type=export_type, rows=query))
     changes = dict(con.execute("SELECT export_type, count(*) FROM ce_changes GROUP BY ALL").fetchall())
     if not changes:
+        con.execute("DROP TABLE IF EXISTS ce_amounts; DROP TABLE IF EXISTS ce_lines")
         _record_watermark(con, current_batch, close_events)
         progress("no change since the last continuous export: no files written")
         return result
@@ -181,7 +191,7 @@ def run_continuous_export(
             name = f"continuousexport-{export_type}-{version:06d}.csv"
             source = sources[export_type] if nothing_exported else _changed_items(sources[export_type], export_type)
             query = sql.render(f"exports/{export_type}", rows="true", source=source)
-            if not materialized:
+            if everything:
                 # Sorting every line's rows straight from the views holds their joins' memory too (out of
                 # memory at a million lines under the 3 GB limit): the rows are written down first.
                 con.execute(f"CREATE OR REPLACE TEMP TABLE ce_rows AS {query}")
@@ -195,7 +205,7 @@ def run_continuous_export(
             destination.write_file(name, Path(tmp) / name)
             result.files.append(name)
             result.items_by_type[export_type] = changes[export_type]
-        con.execute("DROP TABLE IF EXISTS ce_rows")
+        con.execute("DROP TABLE IF EXISTS ce_rows; DROP TABLE IF EXISTS ce_amounts; DROP TABLE IF EXISTS ce_lines")
         name = f"continuousexport-control-{version:06d}.csv"
         (Path(tmp) / name).write_text(
             f"Closed_Period,Export_Timestamp,Version\n{'' if closed is None else closed},{stamp},{version}\n", encoding="utf-8"
@@ -230,5 +240,6 @@ def _home_currency(con) -> str:
 
 def _record_watermark(con, last_batch: int, close_events: int) -> None:
     con.execute(
-        "INSERT OR REPLACE INTO continuous_export_watermark VALUES (1, ?, ?, ?)", [last_batch, close_events, datetime.now()]
+        "INSERT OR REPLACE INTO continuous_export_watermark (id, last_batch_id, close_events, updated_at, hash_scheme) "
+        "VALUES (1, ?, ?, ?, ?)", [last_batch, close_events, datetime.now(), HASH_SCHEME]
     )

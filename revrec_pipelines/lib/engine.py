@@ -62,13 +62,14 @@ ROW_COUNTS = {
     # (sql/revrec/journal_lines.sql; each open row has exactly one journal_line_accounts row)
     "journal_lines": (
         "SELECT (SELECT count(*) FROM frozen_journal_lines) + (SELECT coalesce(sum("
-        "CAST(position_home - prev_position_home + revenue_home <> 0 AS INTEGER) "
+        "CAST(billing_home + fx_home + adjustment_home <> 0 AS INTEGER) "
         "+ CAST(revenue_home <> 0 AS INTEGER) "
         "+ CAST(greatest(position_home, 0) <> greatest(prev_position_home, 0) AS INTEGER) "
         "+ CAST(greatest(-position_home, 0) <> greatest(-prev_position_home, 0) AS INTEGER) "
         "+ CAST(commissions_home <> amortization_home AS INTEGER) "
         "+ CAST(commissions_home <> 0 AS INTEGER) + CAST(amortization_home <> 0 AS INTEGER)), 0) "
-        "FROM line_period_amounts)"
+        "FROM (SELECT *, CAST(position_home AS HUGEINT) - (CAST(billing_home AS HUGEINT) + fx_home - revenue_home) "
+        "- adjustment_home AS prev_position_home FROM line_period_amounts))"
     ),
 }
 

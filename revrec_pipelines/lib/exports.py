@@ -38,7 +38,7 @@ def utc_timestamp(now: datetime | None = None) -> str:
     return now.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
-KEY_COLUMNS = "_item, _s0, _s1, _s2, _s3"
+KEY_COLUMNS = "_item, _s0, _s1, _s2, _s3, _h"
 
 
 def file_query(export_query: str, extra_columns: str = "") -> str:

@@ -1,9 +1,9 @@
 -- Contract lines whose exported rows may have changed since the last continuous export (SPEC §6): found
 -- from what changed in the inputs — versions written or superseded by batches after {last_batch_id} of
 -- lines, invoices, usage, commissions, rates, products, customers — and, when {everything} is true (first
--- run, a close or reopen, or a mapping change), every line. A hash of each candidate's rows then confirms
--- a real change. A superseded version names what a row pointed at before (an invoice moved to another
--- line, a line moved to another order): that line changed too.
+-- run, a close or reopen, a mapping change, or checksums of an earlier scheme), every line. A hash of each
+-- candidate's rows then confirms a real change. A superseded version names what a row pointed at before (an
+-- invoice moved to another line, a line moved to another order): that line changed too.
 CREATE OR REPLACE TEMP TABLE ce_candidates AS
 WITH changed_orders AS (
     SELECT DISTINCT Sales_Order_Id FROM raw_sales_orders

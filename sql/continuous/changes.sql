@@ -1,10 +1,11 @@
 -- The candidate lines whose {export_type} rows really changed since they were last exported (a different
 -- checksum, or never exported), and those whose rows vanished (a tombstone, unless one was already sent).
--- The checksum is computed from the rows as they are written, straight from the export query.
+-- The checksum sums the export query's row checksums (_h, of each row's values before formatting: the values
+-- fix the written text), so the pass reads only the columns it needs and formats nothing.
 INSERT INTO ce_changes
 WITH now AS (
     SELECT _item AS Sales_Order_Item_Id, any_value(_s1) AS Sales_Order_Id,
-           sum(CAST(hash(row({row_columns})) AS HUGEINT)) AS content_hash
+           sum(CAST(_h AS HUGEINT)) AS content_hash
     FROM ({rows}) r GROUP BY ALL
 ),
 before AS (

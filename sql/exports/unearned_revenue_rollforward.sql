@@ -9,7 +9,13 @@ SELECT Actg_Period, fmt_text(Reference_Invoice_Number) AS Reference_Invoice_Numb
        fmt_cents(Ending_Unearned_Revenue) AS Ending_Unearned_Revenue,
        fmt_cents(Beginning_Unbilled_Receivable) AS Beginning_Unbilled_Receivable,
        fmt_cents(Ending_Unbilled_Receivable) AS Ending_Unbilled_Receivable,
-       -- raw keys: the item (for continuous exports) and the sort order, dropped from the file
+       -- raw keys: the item (for continuous exports) and the sort order, dropped from the file; _h: a checksum
+       -- of the row's values before formatting (the continuous export's change test, without formatting)
+       hash(src.Actg_Period, src.Reference_Invoice_Number, src.Sales_Order_Id, src.Sales_Order_Item_Id,
+           src.Product_Code, src.Product_Name, src.Contract_Date, src.Currency, src.Customer_Id,
+           src.Beginning_Unearned_Revenue, src.Booking_Amount, src.New_Billing, src.Revenue, src.Foreign_Currency_Change,
+           src.Adjustment_To_Unearned_Revenue, src.Ending_Unearned_Revenue, src.Beginning_Unbilled_Receivable,
+           src.Ending_Unbilled_Receivable) AS _h,
        src.Sales_Order_Item_Id AS _item, src.Actg_Period AS _s0, src.Sales_Order_Id AS _s1, src.Sales_Order_Item_Id AS _s2, NULL AS _s3
 FROM {source} AS src
 WHERE {rows}

@@ -372,22 +372,25 @@ balances AS (
     FROM valued
 ),
 positioned AS (
-    -- from the contract's last period on, the adjustment trues P up to 0; the balances before the month are
-    -- those after it less its flows (the previous month's: a line has every month of its span)
+    -- from the contract's last period on, the adjustment trues P up to 0: the position before the month is
+    -- the one after it less its flows (the previous month's: a line has every month of its span), so the
+    -- adjustment is −(the running flow) in the contract's last period (or the line's first row after it) and
+    -- −(the month's flows) later. The adjustment is stored rather than the position before the month: it is
+    -- zero in nearly every row, so it costs little to write, and the view derives the position before from it.
     SELECT line_no, mi, first_mi, last_mi, is_usage,
            m_revenue AS revenue, m_billing AS billing, m_fx AS fx, m_booking AS booking, m_commissions AS commissions,
            m_amortization AS amortization, m_revenue_home AS revenue_home, m_billing_home AS billing_home,
            m_fx_home AS fx_home, m_commissions_home AS commissions_home, m_amortization_home AS amortization_home,
            CAST(CASE WHEN mi >= contract_last_mi THEN 0 ELSE cum_flow END AS BIGINT) AS position,
            CAST(CASE WHEN mi >= contract_last_mi THEN 0 ELSE cum_flow_home END AS BIGINT) AS position_home,
+           CAST(CASE WHEN mi < contract_last_mi THEN 0
+                     WHEN mi > lo AND mi - 1 >= contract_last_mi THEN -(m_billing + m_fx - m_revenue)
+                     ELSE -cum_flow END AS BIGINT) AS adjustment,
+           CAST(CASE WHEN mi < contract_last_mi THEN 0
+                     WHEN mi > lo AND mi - 1 >= contract_last_mi THEN -(m_billing_home + m_fx_home - m_revenue_home)
+                     ELSE -cum_flow_home END AS BIGINT) AS adjustment_home,
            CAST(cum_backlog AS BIGINT) AS backlog,
-           CAST(cum_expense AS BIGINT) AS deferred_expense,
-           CAST(CASE WHEN mi > lo AND mi - 1 >= contract_last_mi THEN 0
-                     ELSE cum_flow - (m_billing + m_fx - m_revenue) END AS BIGINT) AS prev_position,
-           CAST(CASE WHEN mi > lo AND mi - 1 >= contract_last_mi THEN 0
-                     ELSE cum_flow_home - (m_billing_home + m_fx_home - m_revenue_home) END AS BIGINT) AS prev_position_home,
-           cum_backlog - (m_booking - m_revenue) AS prev_backlog,
-           cum_expense - (m_commissions - m_amortization) AS prev_deferred_expense
+           CAST(cum_expense AS BIGINT) AS deferred_expense
     FROM balances
 )
 -- (a usage line has no backlog: kept empty, as line_periods shows it)
@@ -398,13 +401,17 @@ SELECT line_no, period_of_index(mi) AS Actg_Period,
        CAST(revenue_home AS BIGINT) AS revenue_home, CAST(billing_home AS BIGINT) AS billing_home,
        CAST(fx_home AS BIGINT) AS fx_home, CAST(commissions_home AS BIGINT) AS commissions_home,
        CAST(amortization_home AS BIGINT) AS amortization_home,
-       position, prev_position, position_home, prev_position_home,
+       position, CAST(adjustment AS BIGINT) AS adjustment, position_home,
+       CAST(adjustment_home AS BIGINT) AS adjustment_home,
        CAST(CASE WHEN NOT is_usage THEN backlog END AS BIGINT) AS backlog, deferred_expense
 FROM positioned
+-- every month of the line's span; outside it, a month with a flow or a balance before or after it
 WHERE mi BETWEEN first_mi AND last_mi
    OR revenue <> 0 OR billing <> 0 OR fx <> 0 OR booking <> 0 OR commissions <> 0 OR amortization <> 0
-   OR position <> 0 OR prev_position <> 0 OR position_home <> 0 OR prev_position_home <> 0
-   OR backlog <> 0 OR prev_backlog <> 0 OR deferred_expense <> 0 OR prev_deferred_expense <> 0
+   OR position <> 0 OR position - (billing + fx - revenue) - adjustment <> 0
+   OR position_home <> 0 OR position_home - (billing_home + fx_home - revenue_home) - adjustment_home <> 0
+   OR backlog <> 0 OR backlog - (booking - revenue) <> 0
+   OR deferred_expense <> 0 OR deferred_expense - (commissions - amortization) <> 0
    OR revenue_home <> 0 OR billing_home <> 0 OR fx_home <> 0
    OR commissions_home <> 0 OR amortization_home <> 0
 UNION ALL
@@ -415,14 +422,17 @@ SELECT line_no, period_of_index(open_mi),
        CAST(-commissions AS BIGINT), CAST(-amortization AS BIGINT),
        CAST(-revenue_home AS BIGINT), CAST(-billing_home AS BIGINT), CAST(-fx_home AS BIGINT),
        CAST(-commissions_home AS BIGINT), CAST(-amortization_home AS BIGINT),
-       0, position, 0, position_home,
+       -- the position goes to 0 with no flow but the reversals: the adjustment is what remains
+       0, CAST(-position + billing + fx - revenue AS BIGINT), 0, CAST(-position_home + billing_home + fx_home - revenue_home AS BIGINT),
        CASE WHEN Revenue_Rule <> 'usage' THEN CAST(backlog - booking + revenue AS BIGINT) END,
        CAST(deferred_expense - commissions + amortization AS BIGINT)
 FROM vanished_lines;
 
--- The open rows as line_periods reports them (with line_no, the key journal_lines joins on). A close moves
--- the rows of the periods it freezes from line_period_amounts to frozen_line_periods (sql/close/freeze.sql).
-CREATE OR REPLACE VIEW open_line_periods AS
+-- The open rows as line_periods reports them (with line_no, the key journal_lines joins on), assembled from
+-- an amounts table and a lines table: the view below names the stored ones; the continuous export names its
+-- candidates' rows of both (lib/continuous.py), so that the join reads only those. A close moves the rows of
+-- the periods it freezes from line_period_amounts to frozen_line_periods (sql/close/freeze.sql).
+CREATE OR REPLACE MACRO open_line_period_rows(amounts, lines) AS TABLE
 SELECT a.Actg_Period,
        l.Sales_Order_Id, l.Sales_Order_Item_Id, l.Reference_Invoice_Number, l.Product_Id, l.Product_Code,
        l.Product_Name, l.Class, l.Location, l.Department, l.Customer_Id, l.Subsidiary_Id,
@@ -430,8 +440,7 @@ SELECT a.Actg_Period,
        greatest(CAST(a.prev_position AS HUGEINT), 0) AS Beginning_Unearned_Revenue,
        CAST(a.billing AS HUGEINT) AS New_Billing, CAST(a.revenue AS HUGEINT) AS Revenue,
        CAST(a.fx AS HUGEINT) AS Foreign_Currency_Change,
-       CAST(a.position AS HUGEINT) - a.prev_position - (CAST(a.billing AS HUGEINT) + a.fx - a.revenue)
-           AS Adjustment_To_Unearned_Revenue,
+       CAST(a.adjustment AS HUGEINT) AS Adjustment_To_Unearned_Revenue,
        greatest(CAST(a.position AS HUGEINT), 0) AS Ending_Unearned_Revenue,
        greatest(-CAST(a.prev_position AS HUGEINT), 0) AS Beginning_Unbilled_Receivable,
        greatest(-CAST(a.position AS HUGEINT), 0) AS Ending_Unbilled_Receivable,
@@ -446,8 +455,7 @@ SELECT a.Actg_Period,
        l.Home_Currency,
        CAST(a.revenue_home AS HUGEINT) AS Revenue_Home, CAST(a.billing_home AS HUGEINT) AS New_Billing_Home,
        CAST(a.fx_home AS HUGEINT) AS Foreign_Currency_Change_Home,
-       CAST(a.position_home AS HUGEINT) - a.prev_position_home - (CAST(a.billing_home AS HUGEINT) + a.fx_home - a.revenue_home)
-           AS Adjustment_Home,
+       CAST(a.adjustment_home AS HUGEINT) AS Adjustment_Home,
        greatest(CAST(a.prev_position_home AS HUGEINT), 0) AS Beginning_Unearned_Home,
        greatest(CAST(a.position_home AS HUGEINT), 0) AS Ending_Unearned_Home,
        greatest(-CAST(a.prev_position_home AS HUGEINT), 0) AS Beginning_Unbilled_Home,
@@ -456,8 +464,18 @@ SELECT a.Actg_Period,
        CAST(a.commissions_home AS HUGEINT) AS New_Commissions_Home,
        CAST(a.amortization_home AS HUGEINT) AS Commission_Amortization_Home,
        a.line_no
-FROM line_period_amounts a
-JOIN line_period_lines l USING (line_no);
+FROM (
+    -- the position before the period: the position after it less its flows and its adjustment
+    SELECT *,
+           CAST(position AS HUGEINT) - (CAST(billing AS HUGEINT) + fx - revenue) - adjustment AS prev_position,
+           CAST(position_home AS HUGEINT) - (CAST(billing_home AS HUGEINT) + fx_home - revenue_home) - adjustment_home
+               AS prev_position_home
+    FROM query_table(amounts)
+) a
+JOIN query_table(lines) l USING (line_no);
+
+CREATE OR REPLACE VIEW open_line_periods AS
+SELECT * FROM open_line_period_rows('line_period_amounts', 'line_period_lines');
 
 CREATE OR REPLACE VIEW line_periods AS
 SELECT * FROM frozen_line_periods

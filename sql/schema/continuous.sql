@@ -16,6 +16,9 @@ CREATE TABLE IF NOT EXISTS continuous_export_watermark (
     close_events   BIGINT NOT NULL,          -- close_audit events (closes, reopens) seen
     updated_at     TIMESTAMP NOT NULL
 );
+-- How continuous_export_state's checksums were computed (lib/continuous.py HASH_SCHEME): a run that finds
+-- another scheme (or none: warehouses from before it was recorded) compares every line, once.
+ALTER TABLE continuous_export_watermark ADD COLUMN IF NOT EXISTS hash_scheme INTEGER;
 
 CREATE TABLE IF NOT EXISTS continuous_export_state (
     export_type          VARCHAR NOT NULL,
