@@ -138,6 +138,8 @@ def test_several_imports_between_runs_go_out_in_one_file_per_type_and_no_change_
     before = sorted(p.name for p in out.iterdir())
     again = _export(con, out)
     assert again.version is None and again.files == []
+    # a run leaves none of its temporary tables behind (they would hold memory for the rest of the connection)
+    assert con.execute("SELECT count(*) FROM duckdb_tables() WHERE temporary AND table_name LIKE 'ce%'").fetchall() == [(0,)]
     assert sorted(p.name for p in out.iterdir()) == before
     con.close()
 

@@ -1061,3 +1061,22 @@ def test_month_lengths_are_counted_like_the_calendar(tmp_path):
         assert count == sum(1 for mi in range(a, b + 1) if lengths.get(mi, calendar.monthrange(mi // 12, mi % 12 + 1)[1]) == n), (a, b, n)
     assert len(counted) == 4 * len(ranges)
     con.close()
+
+
+def test_a_computation_leaves_no_temporary_table_behind(tmp_path: Path) -> None:
+    """Each step drops its intermediate temporary tables when it ends (they would hold memory for the rest of
+    the connection); what the steps produce stays, and a second computation gives the same rows."""
+    from revrec_pipelines.lib.generator import generate
+
+    generate(tmp_path / "in", lines=120, seed=9, months=4)
+    con = warehouse.connect(tmp_path / "w.duckdb")
+    importer.import_from_source(con, sources.LocalFolderSource(tmp_path / "in"))
+    con.execute("CREATE TEMP TABLE callers_own AS SELECT 1 AS x")  # a caller's temporary table is not the engine's
+    first = engine.compute(con, "USD")
+    temporary = {r[0] for r in con.execute("SELECT table_name FROM duckdb_tables() WHERE temporary").fetchall()}
+    assert temporary == {"callers_own"}
+    assert all(r.rows > 0 for r in first if r.table in ("order_lines", "line_series", "line_periods"))
+    rows = con.execute("SELECT * FROM line_periods ORDER BY ALL").fetchall()
+    engine.compute(con, "USD")
+    assert con.execute("SELECT * FROM line_periods ORDER BY ALL").fetchall() == rows
+    con.close()

@@ -177,7 +177,7 @@ def run_continuous_export(
         con.execute(sql.render("continuous/changes", export_type=export_type, rows=query))
     changes = dict(con.execute("SELECT export_type, count(*) FROM ce_changes GROUP BY ALL").fetchall())
     if not changes:
-        con.execute("DROP TABLE IF EXISTS ce_amounts; DROP TABLE IF EXISTS ce_lines")
+        _drop_temporary(con)
         _record_watermark(con, current_batch, close_events)
         progress("no change since the last continuous export: no files written")
         return result
@@ -205,7 +205,7 @@ def run_continuous_export(
             destination.write_file(name, Path(tmp) / name)
             result.files.append(name)
             result.items_by_type[export_type] = changes[export_type]
-        con.execute("DROP TABLE IF EXISTS ce_rows; DROP TABLE IF EXISTS ce_amounts; DROP TABLE IF EXISTS ce_lines")
+        con.execute("DROP TABLE IF EXISTS ce_rows")
         name = f"continuousexport-control-{version:06d}.csv"
         (Path(tmp) / name).write_text(
             f"Closed_Period,Export_Timestamp,Version\n{'' if closed is None else closed},{stamp},{version}\n", encoding="utf-8"
@@ -228,8 +228,15 @@ def run_continuous_export(
         raise
     result.version = version
     result.tombstones = _scalar(con, "SELECT count(*) FROM ce_changes WHERE tombstone")
+    _drop_temporary(con)
     progress(f"version {version}: {sum(changes.values()):,} (type, line) pair(s) in {len(result.files)} file(s)")
     return result
+
+
+def _drop_temporary(con) -> None:
+    """The run's temporary tables (after a first run, a row per exported item and type) stop holding memory."""
+    for table in ("ce_candidates", "ce_line_nos", "ce_changes", "ce_amounts", "ce_lines", "ce_rows"):
+        con.execute(f"DROP TABLE IF EXISTS temp.main.{table}")
 
 
 def _home_currency(con) -> str:
