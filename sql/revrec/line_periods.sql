@@ -253,6 +253,11 @@ JOIN (SELECT line_no, lo, hi FROM line_terms) t USING (line_no)
 WHERE s.mi >= t.lo
 WINDOW w AS (PARTITION BY s.line_no ORDER BY s.mi ROWS UNBOUNDED PRECEDING);
 
+-- What the largest statement below does not read leaves memory to it.
+DROP TABLE temp.main.period_bounds;
+DROP TABLE temp.main.period_lines;
+DROP TABLE temp.main.frozen_totals;
+
 -- Every month lo … hi of each line, computed row by row with no pass over other rows: a month's flows are
 -- the schedule's value (revenue by the line's rule, the booking), its events (the first month of an
 -- event segment) and, in the first row, the fold; its balances are the starting balances plus the running
