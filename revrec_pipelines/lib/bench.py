@@ -153,8 +153,8 @@ def run_bench(lines: int, seed: int = 1, workdir: Path | None = None, print_fn: 
             lambda: _import_stage(con, base),
             lambda: _compute_stage(con),
             lambda: _close_stage(con, out),
-            lambda: _baseline_stage(con),
-            lambda: _baseline_wide_stage(con),
+            lambda: _baseline_stage(con, BASELINE, BASELINE_SQL, "bench_baseline"),
+            lambda: _baseline_stage(con, BASELINE_WIDE, BASELINE_WIDE_SQL, "bench_baseline_wide"),
         ]
         if continuous:
             runs += [lambda: _first_continuous_stage(con, out), lambda: _change_stage(con, mods, out)]
@@ -215,22 +215,12 @@ def _close_stage(con: duckdb.DuckDBPyConnection, out: Path) -> Stage:
     return clock.stop(sum(f.rows for f in files))
 
 
-def _baseline_stage(con: duckdb.DuckDBPyConnection) -> Stage:
-    clock = _Clock(BASELINE)
-    con.execute(BASELINE_SQL)
-    rows = con.execute("SELECT count(*) FROM bench_baseline").fetchall()[0][0]
+def _baseline_stage(con: duckdb.DuckDBPyConnection, name: str, query: str, table: str) -> Stage:
+    clock = _Clock(name)
+    con.execute(query)
+    rows = con.execute(f"SELECT count(*) FROM {table}").fetchall()[0][0]
     stage = clock.stop(rows)
-    con.execute("DROP TABLE bench_baseline")
-    _checkpoint(con)  # outside the stage's time: the engine's steps are timed without theirs too
-    return stage
-
-
-def _baseline_wide_stage(con: duckdb.DuckDBPyConnection) -> Stage:
-    clock = _Clock(BASELINE_WIDE)
-    con.execute(BASELINE_WIDE_SQL)
-    rows = con.execute("SELECT count(*) FROM bench_baseline_wide").fetchall()[0][0]
-    stage = clock.stop(rows)
-    con.execute("DROP TABLE bench_baseline_wide")
+    con.execute(f"DROP TABLE {table}")
     _checkpoint(con)  # outside the stage's time: the engine's steps are timed without theirs too
     return stage
 

@@ -60,7 +60,8 @@ ROW_COUNTS = {
         "+ (SELECT count(*) FROM line_period_amounts WHERE backlog IS NOT NULL)"
     ),
     # journal_lines: the frozen lines plus, per open row, its non-zero nets of the seven account types
-    # (sql/revrec/journal_lines.sql; each open row has exactly one journal_line_accounts row)
+    # (sql/revrec/journal_lines.sql; each open row has exactly one journal_line_accounts row); the beginning
+    # home position is derived as open_line_period_rows (sql/revrec/line_periods.sql) derives it, without the join
     "journal_lines": (
         "SELECT (SELECT count(*) FROM frozen_journal_lines) + (SELECT coalesce(sum("
         "CAST(billing_home + fx_home + adjustment_home <> 0 AS INTEGER) "
