@@ -4,7 +4,9 @@ folder, a second run imports nothing, a bad file is rejected with nothing applie
 written to the server are byte for byte the expected files, and the new-file sensor sees files there."""
 
 import json
+import os
 import shutil
+import tempfile
 from pathlib import Path
 
 import dagster as dg
@@ -156,3 +158,43 @@ def test_sftp_connection_problems_fail_the_import_run_with_a_clear_reason(tmp_pa
         assert con.execute("SELECT count(*) FROM raw_sales_orders").fetchall()[0][0] == 0
     finally:
         con.close()
+
+
+def _other_file_system(near: Path) -> Path | None:
+    """A writable folder on another file system than `near` (tmpfs at /dev/shm where there is one)."""
+    shm = Path("/dev/shm")
+    if shm.is_dir() and shm.stat().st_dev != near.stat().st_dev:
+        try:
+            return Path(tempfile.mkdtemp(dir=shm))
+        except OSError:
+            return None
+    return None
+
+
+def test_local_destination_publishes_a_file_linked_or_copied_and_replaces_the_earlier_one(tmp_path):
+    """A file written beside the destination is published by a link (no copy of a 200 MB export), one written
+    on another file system by a copy; either way the published file outlives the writer's copy, keeps its
+    bytes, replaces an earlier file of that name, and no temporary file is left in the folder."""
+    root = tmp_path / "exports"
+    destination = sources.LocalFolderDestination(root)
+    first = tmp_path / "first.csv"
+    first.write_bytes(b"a,b\n1,2\n")
+    destination.write_file("revenue.csv", first)
+    assert (root / "revenue.csv").stat().st_ino == first.stat().st_ino  # linked, not copied
+    first.unlink()
+    assert (root / "revenue.csv").read_bytes() == b"a,b\n1,2\n"
+    other = _other_file_system(tmp_path)
+    if other is None:
+        if os.environ.get("REVREC_CI") == "1":
+            pytest.fail("no second file system (/dev/shm) to prove the copy path on")
+        pytest.skip("no second file system (/dev/shm) here")
+    try:
+        second = other / "second.csv"
+        second.write_bytes(b"a,b\n3,4\n")
+        destination.write_file("revenue.csv", second)
+        second.unlink()
+    finally:
+        shutil.rmtree(other, ignore_errors=True)
+    assert (root / "revenue.csv").read_bytes() == b"a,b\n3,4\n"
+    assert sorted(p.name for p in root.iterdir()) == ["revenue.csv"]
+

@@ -50,9 +50,11 @@ def file_query(export_query: str, extra_columns: str = "") -> str:
 
 
 def copy_query_to_csv(con: duckdb.DuckDBPyConnection, query: str, path: Path) -> int:
-    con.execute(f"COPY ({query}) TO '{path.as_posix()}' (FORMAT csv, HEADER, DELIMITER ',', QUOTE '\"')")
-    with open(path, "rb") as f:
-        return max(sum(1 for _ in f) - 1, 0)
+    """Write the query's rows to `path` as CSV; returns the number of rows written (COPY's own count: a
+    quoted value may hold a line break, so the file's lines are not its rows)."""
+    return con.execute(
+        f"COPY ({query}) TO '{path.as_posix()}' (FORMAT csv, HEADER, DELIMITER ',', QUOTE '\"')"
+    ).fetchall()[0][0]
 
 
 def write_close_exports(

@@ -263,7 +263,21 @@ DROP TABLE temp.main.frozen_totals;
 -- event segment) and, in the first row, the fold; its balances are the starting balances plus the running
 -- sums through the month — the events' from their segment, the schedule's by arithmetic: SC(m), what the
 -- schedule recognizes in the months ≤ m, less SC(lo − 1), which the fold holds.
-CREATE OR REPLACE TABLE line_period_amounts AS
+-- Columns that are zero in nearly every row by construction (a booking is one month of a line, an adjustment
+-- falls only from the contract's last period on, a commission is an event, an FX change only arises between
+-- an invoice's currency and its line's) are stored run-length encoded: DuckDB would otherwise try bit-packing
+-- on each of them, at 1M lines ~0.6 s of this statement's write (BENCHMARKS.md), to choose RLE anyway.
+CREATE OR REPLACE TABLE line_period_amounts (
+    line_no BIGINT, Actg_Period INTEGER,
+    revenue BIGINT, billing BIGINT, fx BIGINT USING COMPRESSION rle, booking BIGINT USING COMPRESSION rle,
+    commissions BIGINT USING COMPRESSION rle, amortization BIGINT,
+    revenue_home BIGINT, billing_home BIGINT, fx_home BIGINT USING COMPRESSION rle,
+    commissions_home BIGINT USING COMPRESSION rle, amortization_home BIGINT,
+    position BIGINT, adjustment BIGINT USING COMPRESSION rle,
+    position_home BIGINT, adjustment_home BIGINT USING COMPRESSION rle,
+    backlog BIGINT, deferred_expense BIGINT
+);
+INSERT INTO line_period_amounts
 WITH segments AS (
     SELECT line_no, mi AS segment_start, segment_end, true AS has_events,
            revenue, billing, fx, commissions, amortization,
