@@ -41,7 +41,7 @@ class StepResult:
 
 # Tables served as views over narrower helper tables (see their SQL); a warehouse computed by an earlier
 # version holds a base table of that name, which the view replaces.
-VIEWS = ("line_periods", "journal_lines")
+VIEWS = ("line_series", "line_periods", "journal_lines")
 # Row counts read from the stored rows, where the view's count would assemble every row to count it:
 # line_periods is the frozen rows plus one row per stored open row (the join with its line is one to one),
 # and so are the analysts' views that show every line_periods row; revenue_backlog shows those with a
@@ -50,6 +50,7 @@ _LINE_PERIODS_COUNT = (
     "SELECT (SELECT count(*) FROM frozen_line_periods) + (SELECT count(*) FROM line_period_amounts)"
 )
 ROW_COUNTS = {
+    "line_series": "SELECT count(*) FROM line_series_amounts",  # the view joins each row to its one line
     "line_periods": _LINE_PERIODS_COUNT,
     "unearned_revenue_rollforward": _LINE_PERIODS_COUNT,
     "revenue_waterfall": _LINE_PERIODS_COUNT,

@@ -134,7 +134,7 @@ WITH events_before AS (
            sum(s.amortization) AS amortization, sum(s.revenue_home) AS revenue_home, sum(s.billing_home) AS billing_home,
            sum(s.fx_home) AS fx_home, sum(s.commissions_home) AS commissions_home,
            sum(s.amortization_home) AS amortization_home
-    FROM line_series s
+    FROM line_series_amounts s
     JOIN (SELECT line_no, lo FROM period_bounds WHERE open_mi IS NOT NULL) b USING (line_no)
     WHERE s.mi < b.lo
     GROUP BY s.line_no
@@ -248,7 +248,7 @@ SELECT s.line_no, s.mi, coalesce(lead(s.mi) OVER w, t.hi + 1) - 1 AS segment_end
        CAST(sum(s.billing_home + s.fx_home - s.revenue_home) OVER w AS BIGINT) AS events_flow_home,
        CAST(sum(s.revenue) OVER w AS BIGINT) AS events_revenue,
        CAST(sum(s.commissions - s.amortization) OVER w AS BIGINT) AS events_expense
-FROM line_series s
+FROM line_series_amounts s
 JOIN (SELECT line_no, lo, hi FROM line_terms) t USING (line_no)
 WHERE s.mi >= t.lo
 WINDOW w AS (PARTITION BY s.line_no ORDER BY s.mi ROWS UNBOUNDED PRECEDING);
