@@ -73,7 +73,8 @@ TABLES: tuple[TableAsset, ...] = (
         "The current (ideal) value per line and month index of the series that come from events — billing and FX "
         "change (invoices), a usage line's revenue (usage), commissions and their amortization — in line and home "
         "currency, before closed periods apply. The revenue schedule and booking of other lines follow from their "
-        "terms and are laid out by line_periods. Also writes line_keys (each line's integer key and home rate).",
+        "terms and are laid out by line_periods. A view over line_series_amounts (the rows by integer key); also "
+        "writes line_keys (each line's integer key and home rate).",
         preview_order="Sales_Order_Item_Id, mi",
     ),
     TableAsset(
