@@ -543,6 +543,51 @@ def test_reimporting_identical_content_changes_nothing(empty: duckdb.DuckDBPyCon
     assert inputs.raw_tables(empty) == before
 
 
+def test_a_value_set_or_cleared_is_a_change_and_an_empty_value_left_empty_is_not(
+    loaded: duckdb.DuckDBPyConnection, tmp_path: Path
+) -> None:
+    """Rows are compared value by value, NULL equal to NULL: a field filled in or cleared is a change."""
+    before = inputs.raw_tables(loaded)
+    filled = edited("customers", {(2, "Email"): "billing-new@example.com"}, rows=[2])
+    report = run(loaded, tmp_path / "drop1", {"customers_filled.csv": filled})
+    o = outcome(report, "customers_filled.csv")
+    assert (o.rows_new, o.rows_changed, o.rows_unchanged) == (0, 1, 0)
+    cleared = edited("customers", {(2, "Email"): ""}, rows=[2])
+    report = run(loaded, tmp_path / "drop2", {"customers_cleared.csv": cleared})
+    o = outcome(report, "customers_cleared.csv")
+    assert (o.rows_new, o.rows_changed, o.rows_unchanged) == (0, 1, 0)
+    assert loaded.execute("SELECT Email FROM customers WHERE Customer_Id = (SELECT Customer_Id FROM raw_customers "
+                          "WHERE _row_number = 2 AND _is_current)").fetchall() == [(None,)]
+    again = run(loaded, tmp_path / "drop3", {"customers_cleared_again.csv": cleared})
+    assert outcome(again, "customers_cleared_again.csv").status == "unchanged"
+    assert len(inputs.raw_tables(loaded)["raw_customers"]) == len(before["raw_customers"]) + 2
+
+
+def test_a_warehouse_holding_row_hashes_drops_them_and_still_finds_identical_content_unchanged(
+    loaded: duckdb.DuckDBPyConnection, tmp_path: Path
+) -> None:
+    """Warehouses created before rows were compared value by value held an md5 of each row in a NOT NULL
+    column `_row_hash`; opening one drops the column (rows otherwise untouched), and importing the same files
+    again changes nothing."""
+    before = inputs.raw_tables(loaded)
+    for ft in FILE_TYPES.values():
+        loaded.execute(f"ALTER TABLE {ft.table} ADD COLUMN _row_hash VARCHAR DEFAULT 'an md5 of the row'")
+        loaded.execute(f"ALTER TABLE {ft.table} ALTER COLUMN _row_hash SET NOT NULL")
+    loaded.execute("DROP TABLE revrec_schema")  # as a warehouse of the earlier version
+    loaded.close()
+    con = warehouse.connect(tmp_path / "w.duckdb")
+    try:
+        assert con.execute(
+            "SELECT table_name FROM information_schema.columns WHERE column_name = '_row_hash'"
+        ).fetchall() == []
+        assert inputs.raw_tables(con) == before
+        again = run(con, tmp_path / "inbox", inputs.batch1_files(), incremental=False)
+        assert {o.status for o in again.outcomes} == {"unchanged"}, again.failure_message()
+        assert inputs.raw_tables(con) == before
+    finally:
+        con.close()
+
+
 # ------------------------------------------------------------------------------------------------
 # the incremental ledger
 

@@ -350,7 +350,6 @@ MODEL_TABLES = ("raw_customers", "raw_products", "raw_subsidiaries", "raw_sales_
 BOOKKEEPING = (
     "_extra",
     "_row_number",
-    "_row_hash",
     "_batch_id",
     "_is_current",
     "_superseded_by_batch",

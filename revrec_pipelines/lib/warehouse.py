@@ -23,7 +23,6 @@ def raw_table_ddl(ft: FileType) -> list[str]:
     {cols},
     _extra VARCHAR,                 -- extra columns of the file, kept as JSON, otherwise ignored
     _row_number BIGINT,             -- row in the source file (header = row 1)
-    _row_hash VARCHAR NOT NULL,     -- hash of the typed values: identical re-imports change nothing
     _batch_id BIGINT NOT NULL,      -- import_batches.batch_id (or the Rillet sync batch) of this version
     _is_current BOOLEAN NOT NULL,   -- the current version of its key ({key_cols})
     _superseded_by_batch BIGINT,    -- the batch that replaced this version
@@ -56,8 +55,14 @@ def ensure_schema(con: duckdb.DuckDBPyConnection) -> None:
     except duckdb.CatalogException:
         pass
     for ft in FILE_TYPES.values():
-        for stmt in raw_table_ddl(ft):
-            con.execute(stmt)
+        table, *views = raw_table_ddl(ft)
+        con.execute(table)
+        # Warehouses created before the upsert compared values directly held an md5 of each row's values
+        # (_row_hash, NOT NULL): the column goes, or the upsert's rows could not be written; the analysts'
+        # views are created after, so that they do not show it.
+        con.execute(f"ALTER TABLE {ft.table} DROP COLUMN IF EXISTS _row_hash")
+        for view in views:
+            con.execute(view)
     _drop_continuous_state_key(con)
     for name in SCHEMA_FILES:
         sql.run_file(con, name)
