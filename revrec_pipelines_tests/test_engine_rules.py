@@ -284,6 +284,12 @@ def test_leap_year_february(tmp_path: Path) -> None:
     expected = {202400 + m: 100 * d for m, d in enumerate([31, 29, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31], 1)}
     assert led.series("YEAR-2024", "Revenue") == expected
     assert sum(expected.values()) == 36600
+    # the balances carry the schedule's running total (counted by month length from January of a leap year,
+    # its February whole): unbilled until the contract's last period trues it up, backlog down to zero (a
+    # series leaves out zeros)
+    running = {p: sum(v for q, v in expected.items() if q <= p) for p in expected}
+    assert led.series("YEAR-2024", "Ending_Unbilled_Receivable") == {p: c for p, c in running.items() if p < 202412}
+    assert led.series("YEAR-2024", "Ending_Backlog") == {p: 36600 - c for p, c in running.items() if p < 202412}
 
 
 def test_ratable_monthly_remainder_in_last_month(tmp_path: Path) -> None:
@@ -1060,6 +1066,20 @@ def test_month_lengths_are_counted_like_the_calendar(tmp_path):
     for a, b, n, count in counted:
         assert count == sum(1 for mi in range(a, b + 1) if lengths.get(mi, calendar.monthrange(mi // 12, mi % 12 + 1)[1]) == n), (a, b, n)
     assert len(counted) == 4 * len(ranges)
+    # the running counts a row's whole months are taken from (februaries_through and the others): the months
+    # a + 1 … b counted as the difference of two running counts, against the calendar
+    pairs = [(a, a + k) for a in range(12 * 1895, 12 * 2105, 7) for k in (0, 1, 2, 11, 12, 13, 25, 49, 400)]
+    running = con.execute(
+        "SELECT r[1], r[2], februaries_through(r[2]) - februaries_through(r[1]), "
+        "leap_februaries_through(r[2]) - leap_februaries_through(r[1]), "
+        "thirties_through(r[2]) - thirties_through(r[1]) FROM (SELECT unnest(?) AS r)",
+        [[list(r) for r in pairs]],
+    ).fetchall()
+    for a, b, februaries, leap_februaries, thirties in running:
+        months = [calendar.monthrange(mi // 12, mi % 12 + 1)[1] for mi in range(a + 1, b + 1)]
+        assert (februaries, leap_februaries, thirties) == (
+            sum(1 for mi in range(a + 1, b + 1) if mi % 12 == 1), months.count(29), months.count(30)), (a, b)
+    assert len(running) == len(pairs)
     con.close()
 
 

@@ -235,7 +235,37 @@ SELECT line_no, Revenue_Rule, amount, start_mi, end_mi, booking_mi, s, e, lo, hi
        CAST(coalesce(ev_billing_home, 0) - coalesce(frozen_billing_home, 0) AS BIGINT) AS fold_billing_home,
        CAST(coalesce(ev_fx_home, 0) - coalesce(frozen_fx_home, 0) AS BIGINT) AS fold_fx_home,
        CAST(coalesce(ev_commissions_home, 0) - coalesce(frozen_commissions_home, 0) AS BIGINT) AS fold_commissions_home,
-       CAST(coalesce(ev_amortization_home, 0) - coalesce(frozen_amortization_home, 0) AS BIGINT) AS fold_amortization_home
+       CAST(coalesce(ev_amortization_home, 0) - coalesce(frozen_amortization_home, 0) AS BIGINT) AS fold_amortization_home,
+       -- The schedule in one form for every rule, so that a row's value is arithmetic with no branch on the rule
+       -- (q_start is start_mi): q_first in month q_start when the span has more than one month; per whole month
+       -- q_start + 1 … q_end − 1 the value for its length (q_v31, less q_d30 for 30 days, less q_d28 for
+       -- February, plus q_d29 for a leap February); q_last in month q_end. A ratable_daily line's are its own; a
+       -- ratable_monthly line's are all its monthly value but the last; a point_in_time line recognizes its
+       -- amount as the last month of a one-month span; a usage line's are zero (its revenue is its usage, an
+       -- event).
+       CASE WHEN Revenue_Rule = 'point_in_time' THEN start_mi ELSE end_mi END AS q_end,
+       CAST(CASE WHEN Revenue_Rule = 'ratable_monthly' AND start_mi < end_mi THEN monthly
+                 WHEN daily_split THEN first_value ELSE 0 END AS BIGINT) AS q_first,
+       CAST(CASE WHEN Revenue_Rule = 'ratable_monthly' THEN monthly WHEN daily_split THEN v31 ELSE 0 END
+            AS BIGINT) AS q_v31,
+       CAST(CASE WHEN daily_split THEN v31 - v28 ELSE 0 END AS BIGINT) AS q_d28,
+       CAST(CASE WHEN daily_split THEN v29 - v28 ELSE 0 END AS BIGINT) AS q_d29,
+       CAST(CASE WHEN daily_split THEN v31 - v30 ELSE 0 END AS BIGINT) AS q_d30,
+       CAST(CASE WHEN Revenue_Rule = 'usage' THEN 0 WHEN Revenue_Rule = 'point_in_time' THEN amount
+                 ELSE last_month END AS BIGINT) AS q_last,
+       CAST(CASE WHEN Revenue_Rule = 'ratable_monthly' AND start_mi < end_mi THEN monthly_home0
+                 WHEN daily_split THEN first_value_home ELSE 0 END AS BIGINT) AS q_first_home,
+       CAST(CASE WHEN Revenue_Rule = 'ratable_monthly' THEN monthly_home0 WHEN daily_split THEN h31 ELSE 0 END
+            AS BIGINT) AS q_v31_home,
+       CAST(CASE WHEN daily_split THEN h31 - h28 ELSE 0 END AS BIGINT) AS q_d28_home,
+       CAST(CASE WHEN daily_split THEN h29 - h28 ELSE 0 END AS BIGINT) AS q_d29_home,
+       CAST(CASE WHEN daily_split THEN h31 - h30 ELSE 0 END AS BIGINT) AS q_d30_home,
+       CAST(CASE WHEN Revenue_Rule = 'usage' THEN 0 WHEN Revenue_Rule = 'point_in_time' THEN amount_home
+                 ELSE last_home END AS BIGINT) AS q_last_home,
+       -- the calendar counts through q_start, which a row's counts are taken from
+       februaries_through(start_mi) AS q_start_februaries,
+       leap_februaries_through(start_mi) AS q_start_leap_februaries,
+       thirties_through(start_mi) AS q_start_thirties
 FROM schedule_home;
 
 -- The events of line_series from each line's first row on (earlier ones are in the fold), with their running
@@ -313,80 +343,77 @@ segment_terms AS (
                + g.events_flow_home AS base_flow_home,
            t.backlog_start + t.fold_booking - t.fold_revenue + t.sc_before - g.events_revenue AS base_backlog,
            t.deferred_expense_start + t.fold_commissions - t.fold_amortization + g.events_expense AS base_expense,
-           t.Revenue_Rule = 'usage' AS is_usage, t.Revenue_Rule = 'point_in_time' AS is_point,
-           t.Revenue_Rule = 'ratable_monthly' AS is_monthly, t.Revenue_Rule = 'ratable_daily' AS is_daily,
-           t.amount, t.start_mi, t.end_mi, t.booking_mi, t.lo, t.contract_last_mi, t.first_mi, t.last_mi,
-           t.monthly, t.monthly_home, t.last_month, t.last_home, t.first_value, t.first_value_home,
-           t.v28, t.v29, t.v30, t.v31, t.h28, t.h29, t.h30, t.h31, t.sc_home_total
+           t.Revenue_Rule = 'usage' AS is_usage,
+           CASE WHEN t.Revenue_Rule = 'usage' THEN 0 ELSE t.amount END AS booked,
+           t.start_mi AS q_start, t.q_end, t.booking_mi, t.lo, t.contract_last_mi, t.first_mi, t.last_mi,
+           t.q_first, t.q_v31, t.q_d28, t.q_d29, t.q_d30, t.q_last,
+           t.q_first_home, t.q_v31_home, t.q_d28_home, t.q_d29_home, t.q_d30_home, t.q_last_home,
+           t.q_start_februaries, t.q_start_leap_februaries, t.q_start_thirties
     FROM segments g JOIN line_terms t USING (line_no)
 ),
-counted AS (
-    -- every month of the segment; for a ratable_daily line, its whole months start + 1 … m by length:
-    -- Februaries (and those of 29 days), months of 30 days, the rest of 31 (counted once per row)
+month_rows AS (
+    -- every month of the segment; w, the last whole month of the schedule counted in SC(mi): mi clamped to
+    -- q_start … q_end − 1; the whole months q_start + 1 … w by length; the length of month mi
     SELECT *,
-           CASE WHEN daily_whole THEN februaries(start_mi + 1, mi) ELSE 0 END AS februaries,
-           CASE WHEN daily_whole THEN leap_februaries(start_mi + 1, mi) ELSE 0 END AS c29,
-           CASE WHEN daily_whole THEN months_of_30(start_mi + 1, mi) ELSE 0 END AS c30
-    FROM (SELECT *, is_daily AND mi > start_mi AND mi < end_mi AS daily_whole
+           februaries_through(w) - q_start_februaries AS whole_februaries,
+           leap_februaries_through(w) - q_start_leap_februaries AS whole_leap_februaries,
+           thirties_through(w) - q_start_thirties AS whole_thirties,
+           CAST(mi % 12 = 1 AS BIGINT) AS is_feb,
+           CAST(mi % 12 IN (3, 5, 8, 10) AS BIGINT) AS is_30,
+           CAST(mi % 12 = 1 AND is_leap_year(mi // 12) AS BIGINT) AS is_29
+    FROM (SELECT *, greatest(least(mi, q_end - 1), q_start) AS w
           FROM (SELECT *, unnest(range(segment_start, segment_end + 1)) AS mi FROM segment_terms))
 ),
 valued AS (
+    -- The schedule's value of the month and SC(m), what it recognizes in the months ≤ m, in line and home
+    -- currency, by arithmetic alone (a branch per row and rule costs more than the terms that are zero):
+    --   value(m) = q_first if m = q_start, the whole month's value for its length if q_start < m < q_end,
+    --              q_last if m = q_end, else 0
+    --   SC(m)    = [m ≥ q_start] × (q_first + Σ of the whole months q_start + 1 … w, counted by length)
+    --              + [m ≥ q_end] × q_last.
+    -- Per length: a whole month is worth q_v31, less q_d30 for 30 days, less q_d28 for February, plus q_d29 for a
+    -- leap February; the whole months q_start + 1 … w count w − q_start, of which whole_februaries Februaries,
+    -- whole_leap_februaries of 29 days and whole_thirties of 30 days.
     SELECT *,
-           -- the schedule's value of the month (a usage line's revenue is its usage, an event) and SC(m),
-           -- in line and home currency
-           CASE WHEN is_point THEN CASE WHEN mi = start_mi THEN amount ELSE 0 END
-                WHEN is_usage OR mi < start_mi OR mi > end_mi THEN 0
-                WHEN mi = end_mi THEN last_month
-                WHEN is_monthly THEN monthly
-                -- round(A × days_in(p) / D): the first month from the start date, later ones whole
-                -- (the last month, where the end date falls, takes the remainder)
-                WHEN mi = start_mi THEN first_value
-                ELSE CASE days_in_month(mi) WHEN 28 THEN v28 WHEN 29 THEN v29 WHEN 30 THEN v30 ELSE v31 END
-           END AS sched,
-           CASE WHEN is_point THEN CASE WHEN mi = start_mi THEN sc_home_total ELSE 0 END
-                WHEN is_usage OR mi < start_mi OR mi > end_mi THEN 0
-                WHEN mi = end_mi THEN last_home
-                WHEN is_monthly THEN monthly_home
-                WHEN mi = start_mi THEN first_value_home
-                ELSE CASE days_in_month(mi) WHEN 28 THEN h28 WHEN 29 THEN h29 WHEN 30 THEN h30 ELSE h31 END
-           END AS sched_home,
-           CASE WHEN is_usage THEN 0
-                WHEN is_point THEN CASE WHEN mi >= start_mi THEN amount ELSE 0 END
-                WHEN mi < start_mi THEN 0
-                WHEN mi >= end_mi THEN amount
-                WHEN is_monthly THEN (mi - start_mi + 1) * monthly
-                ELSE first_value + (februaries - c29) * v28 + c29 * v29 + c30 * v30
-                     + (mi - start_mi - februaries - c30) * v31
-           END AS sc,
-           CASE WHEN is_usage THEN 0
-                WHEN is_point THEN CASE WHEN mi >= start_mi THEN sc_home_total ELSE 0 END
-                WHEN mi < start_mi THEN 0
-                WHEN mi >= end_mi THEN sc_home_total
-                WHEN is_monthly THEN (mi - start_mi + 1) * monthly_home
-                ELSE first_value_home + (februaries - c29) * h28 + c29 * h29 + c30 * h30
-                     + (mi - start_mi - februaries - c30) * h31
-           END AS sc_home,
-           mi = segment_start AS is_segment_start
-    FROM counted
+           CAST(mi = q_start AS BIGINT) * q_first
+               + CAST(mi > q_start AND mi < q_end AS BIGINT)
+                 * (q_v31 - is_30 * q_d30 - is_feb * q_d28 + is_29 * q_d29)
+               + CAST(mi = q_end AS BIGINT) * q_last AS sched,
+           CAST(mi = q_start AS BIGINT) * q_first_home
+               + CAST(mi > q_start AND mi < q_end AS BIGINT)
+                 * (q_v31_home - is_30 * q_d30_home - is_feb * q_d28_home + is_29 * q_d29_home)
+               + CAST(mi = q_end AS BIGINT) * q_last_home AS sched_home,
+           CAST(mi >= q_start AS BIGINT)
+               * (q_first + (w - q_start) * q_v31 - whole_thirties * q_d30
+                  - whole_februaries * q_d28
+                  + whole_leap_februaries * q_d29)
+               + CAST(mi >= q_end AS BIGINT) * q_last AS sc,
+           CAST(mi >= q_start AS BIGINT)
+               * (q_first_home + (w - q_start) * q_v31_home
+                  - whole_thirties * q_d30_home
+                  - whole_februaries * q_d28_home
+                  + whole_leap_februaries * q_d29_home)
+               + CAST(mi >= q_end AS BIGINT) * q_last_home AS sc_home,
+           CAST(mi = segment_start AS BIGINT) AS at_segment_start
+    FROM month_rows
 ),
 balances AS (
     -- the month's flows, and the balances after it: the segment's base less the schedule through the month
     SELECT line_no, mi, lo, contract_last_mi, first_mi, last_mi, is_usage,
-           sched + CASE WHEN is_segment_start THEN s_revenue ELSE 0 END AS m_revenue,
-           CASE WHEN is_segment_start THEN s_billing ELSE 0 END AS m_billing,
-           CASE WHEN is_segment_start THEN s_fx ELSE 0 END AS m_fx,
-           CASE WHEN NOT is_usage AND mi = booking_mi THEN amount ELSE 0 END
-               + CASE WHEN is_segment_start THEN s_booking ELSE 0 END AS m_booking,
-           CASE WHEN is_segment_start THEN s_commissions ELSE 0 END AS m_commissions,
-           CASE WHEN is_segment_start THEN s_amortization ELSE 0 END AS m_amortization,
-           sched_home + CASE WHEN is_segment_start THEN s_revenue_home ELSE 0 END AS m_revenue_home,
-           CASE WHEN is_segment_start THEN s_billing_home ELSE 0 END AS m_billing_home,
-           CASE WHEN is_segment_start THEN s_fx_home ELSE 0 END AS m_fx_home,
-           CASE WHEN is_segment_start THEN s_commissions_home ELSE 0 END AS m_commissions_home,
-           CASE WHEN is_segment_start THEN s_amortization_home ELSE 0 END AS m_amortization_home,
+           sched + at_segment_start * s_revenue AS m_revenue,
+           at_segment_start * s_billing AS m_billing,
+           at_segment_start * s_fx AS m_fx,
+           CAST(mi = booking_mi AS BIGINT) * booked + at_segment_start * s_booking AS m_booking,
+           at_segment_start * s_commissions AS m_commissions,
+           at_segment_start * s_amortization AS m_amortization,
+           sched_home + at_segment_start * s_revenue_home AS m_revenue_home,
+           at_segment_start * s_billing_home AS m_billing_home,
+           at_segment_start * s_fx_home AS m_fx_home,
+           at_segment_start * s_commissions_home AS m_commissions_home,
+           at_segment_start * s_amortization_home AS m_amortization_home,
            base_flow - sc AS cum_flow,
            base_flow_home - sc_home AS cum_flow_home,
-           base_backlog + CASE WHEN NOT is_usage AND booking_mi BETWEEN lo AND mi THEN amount ELSE 0 END - sc AS cum_backlog,
+           base_backlog + CAST(booking_mi BETWEEN lo AND mi AS BIGINT) * booked - sc AS cum_backlog,
            base_expense AS cum_expense
     FROM valued
 ),
@@ -400,17 +427,18 @@ positioned AS (
            m_revenue AS revenue, m_billing AS billing, m_fx AS fx, m_booking AS booking, m_commissions AS commissions,
            m_amortization AS amortization, m_revenue_home AS revenue_home, m_billing_home AS billing_home,
            m_fx_home AS fx_home, m_commissions_home AS commissions_home, m_amortization_home AS amortization_home,
-           CAST(CASE WHEN mi >= contract_last_mi THEN 0 ELSE cum_flow END AS BIGINT) AS position,
-           CAST(CASE WHEN mi >= contract_last_mi THEN 0 ELSE cum_flow_home END AS BIGINT) AS position_home,
-           CAST(CASE WHEN mi < contract_last_mi THEN 0
-                     WHEN mi > lo AND mi - 1 >= contract_last_mi THEN -(m_billing + m_fx - m_revenue)
-                     ELSE -cum_flow END AS BIGINT) AS adjustment,
-           CAST(CASE WHEN mi < contract_last_mi THEN 0
-                     WHEN mi > lo AND mi - 1 >= contract_last_mi THEN -(m_billing_home + m_fx_home - m_revenue_home)
-                     ELSE -cum_flow_home END AS BIGINT) AS adjustment_home,
-           CAST(cum_backlog AS BIGINT) AS backlog,
-           CAST(cum_expense AS BIGINT) AS deferred_expense
-    FROM balances
+           before_end * cum_flow AS position,
+           before_end * cum_flow_home AS position_home,
+           -(after_first * (m_billing + m_fx - m_revenue) + at_first * cum_flow) AS adjustment,
+           -(after_first * (m_billing_home + m_fx_home - m_revenue_home) + at_first * cum_flow_home) AS adjustment_home,
+           cum_backlog AS backlog,
+           cum_expense AS deferred_expense
+    FROM (
+        -- before the contract's last period; in the first row from it on; after that row (as 0 / 1 factors)
+        SELECT *, CAST(mi < contract_last_mi AS BIGINT) AS before_end,
+               CAST(mi >= contract_last_mi AND NOT (mi > lo AND mi > contract_last_mi) AS BIGINT) AS at_first,
+               CAST(mi > lo AND mi > contract_last_mi AS BIGINT) AS after_first
+        FROM balances)
 )
 -- (a usage line has no backlog: kept empty, as line_periods shows it)
 SELECT line_no, period_of_index(mi) AS Actg_Period,

@@ -67,6 +67,17 @@ CREATE OR REPLACE MACRO months_with_days(a, b, n) AS (
          WHEN n = 30 THEN months_of_30(a, b)
          WHEN n = 29 THEN leap_februaries(a, b)
          ELSE februaries(a, b) - leap_februaries(a, b) END);
+-- Running counts over the calendar, for month index m = 12y + r (r = 0 for January): how many of the months
+-- up to m are Februaries, Februaries of leap years (those of the years up to y − 1, and y's once r ≥ 1), months
+-- of 30 days. Each counts from a fixed origin, so the difference between two months counts the months after the
+-- first up to the second: one per row, the other per line, with no division by the span.
+CREATE OR REPLACE MACRO is_leap_year(y) AS ((y % 4 = 0 AND y % 100 <> 0) OR y % 400 = 0);
+CREATE OR REPLACE MACRO februaries_through(m) AS (m // 12 + CAST(m % 12 >= 1 AS BIGINT));
+CREATE OR REPLACE MACRO leap_februaries_through(m) AS (
+    leap_years_through(m // 12 - 1 + CAST(m % 12 >= 1 AS BIGINT)));
+CREATE OR REPLACE MACRO thirties_through(m) AS (
+    4 * (m // 12) + CAST(m % 12 >= 3 AS BIGINT) + CAST(m % 12 >= 5 AS BIGINT) + CAST(m % 12 >= 8 AS BIGINT)
+    + CAST(m % 12 >= 10 AS BIGINT));
 CREATE OR REPLACE MACRO period_of(d) AS period_of_index(month_index(d));
 
 -- Export formats (SPEC §6): money with exactly 2 decimals; quantities and prices as plain decimals.
