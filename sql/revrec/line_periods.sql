@@ -185,9 +185,7 @@ lasts AS (
                 WHEN daily_split THEN amount - before_end
                 ELSE amount END AS last_month,
            CASE WHEN start_mi < cut THEN first_value_home ELSE 0 END + (lo_feb - lo_29) * h28 + lo_29 * h29
-               + lo_30 * h30 + (greatest(cut - 1 - start_mi, 0) - lo_feb - lo_30) * h31 AS before_lo_home,
-           first_value_home + (end_feb - end_29) * h28 + end_29 * h29 + end_30 * h30
-               + (end_mi - 1 - start_mi - end_feb - end_30) * h31 AS before_end_home
+               + lo_30 * h30 + (greatest(cut - 1 - start_mi, 0) - lo_feb - lo_30) * h31 AS before_lo_home
     FROM homes
 ),
 schedule_before AS (
@@ -208,21 +206,12 @@ schedule_home AS (
                 WHEN Revenue_Rule = 'ratable_monthly'
                 THEN (least(lo, end_mi) - start_mi) * monthly_home0 + CASE WHEN lo > end_mi THEN last_home ELSE 0 END
                 ELSE coalesce(before_lo_home, 0) + CASE WHEN lo > end_mi THEN last_home ELSE 0 END
-                END AS schedule_before_home,
-           -- what the whole schedule recognizes, in home currency
-           CASE WHEN Revenue_Rule = 'usage' THEN 0
-                WHEN Revenue_Rule = 'point_in_time' THEN amount_home
-                WHEN Revenue_Rule = 'ratable_monthly' THEN (end_mi - start_mi) * monthly_home0 + last_home
-                WHEN NOT daily_split THEN last_home
-                ELSE before_end_home + last_home END AS sc_home_total
+                END AS schedule_before_home
     FROM schedule_before
 )
-SELECT line_no, Revenue_Rule, amount, start_mi, end_mi, booking_mi, s, e, lo, hi, monthly, last_month,
+SELECT line_no, Revenue_Rule, amount, start_mi, booking_mi, lo, hi,
        contract_last_mi, first_mi, last_mi, position_start, position_home_start, backlog_start, deferred_expense_start,
        CAST(schedule_before AS BIGINT) AS sc_before, CAST(schedule_before_home AS BIGINT) AS sc_before_home,
-       CAST(sc_home_total AS BIGINT) AS sc_home_total,
-       CASE WHEN Revenue_Rule = 'ratable_monthly' THEN monthly_home0 END AS monthly_home, last_home,
-       first_value, first_value_home, v28, v29, v30, v31, h28, h29, h30, h31,
        CAST(schedule_before + coalesce(ev_revenue, 0) - coalesce(frozen_revenue, 0) AS BIGINT) AS fold_revenue,
        CAST(coalesce(ev_billing, 0) - coalesce(frozen_billing, 0) AS BIGINT) AS fold_billing,
        CAST(coalesce(ev_fx, 0) - coalesce(frozen_fx, 0) AS BIGINT) AS fold_fx,
