@@ -42,24 +42,31 @@ CREATE OR REPLACE MACRO month_index(d) AS (year(d) * 12 + month(d) - 1);
 CREATE OR REPLACE MACRO period_of_index(i) AS CAST((i // 12) * 100 + i % 12 + 1 AS INTEGER);
 CREATE OR REPLACE MACRO index_of_period(p) AS ((p // 100) * 12 + p % 100 - 1);
 CREATE OR REPLACE MACRO month_start(i) AS make_date(CAST(i // 12 AS BIGINT), CAST(i % 12 + 1 AS BIGINT), 1);
+CREATE OR REPLACE MACRO is_leap_year(y) AS ((y % 4 = 0 AND y % 100 <> 0) OR y % 400 = 0);
 -- the number of days of month index i (arithmetic: cheaper than building dates row by row)
 CREATE OR REPLACE MACRO days_in_month(i) AS (
-    CASE i % 12 WHEN 1 THEN CASE WHEN ((i // 12) % 4 = 0 AND (i // 12) % 100 <> 0) OR (i // 12) % 400 = 0
-                                 THEN 29 ELSE 28 END
+    CASE i % 12 WHEN 1 THEN CASE WHEN is_leap_year(i // 12) THEN 29 ELSE 28 END
                 WHEN 3 THEN 30 WHEN 5 THEN 30 WHEN 8 THEN 30 WHEN 10 THEN 30 ELSE 31 END);
--- how many of the months a … b (month indexes, inclusive; none when a > b) are month m of the year (0 = January)
-CREATE OR REPLACE MACRO month_count(a, b, m) AS (
-    CASE WHEN a > b THEN 0 ELSE (b - m + 12) // 12 - (a - 1 - m + 12) // 12 END);
 -- leap years 1 … y
 CREATE OR REPLACE MACRO leap_years_through(y) AS (y // 4 - y // 100 + y // 400);
--- of the months a … b: the Februaries, those of 29 days (the Februaries of leap years, which fall in the years
--- (a + 10) // 12 … (b - 1) // 12), those of 30 days; the rest have 31
-CREATE OR REPLACE MACRO februaries(a, b) AS month_count(a, b, 1);
+-- Running counts over the calendar, for month index m = 12y + r (r = 0 for January): how many of the months
+-- up to m are Februaries, Februaries of leap years (those of the years up to y − 1, and y's once r ≥ 1), months
+-- of 30 days. Each counts from a fixed origin, so the difference between two months counts the months after the
+-- first up to the second: one per row, the other per line, with no division by the span.
+CREATE OR REPLACE MACRO februaries_through(m) AS (m // 12 + CAST(m % 12 >= 1 AS BIGINT));
+CREATE OR REPLACE MACRO leap_februaries_through(m) AS (
+    leap_years_through(m // 12 - 1 + CAST(m % 12 >= 1 AS BIGINT)));
+CREATE OR REPLACE MACRO thirties_through(m) AS (
+    4 * (m // 12) + CAST(m % 12 >= 3 AS BIGINT) + CAST(m % 12 >= 5 AS BIGINT) + CAST(m % 12 >= 8 AS BIGINT)
+    + CAST(m % 12 >= 10 AS BIGINT));
+-- of the months a … b (month indexes, inclusive; none when a > b): the Februaries, those of 29 days, those of
+-- 30 days (the rest have 31), as the difference of the running counts through b and through a − 1
+CREATE OR REPLACE MACRO februaries(a, b) AS (
+    CASE WHEN a > b THEN 0 ELSE februaries_through(b) - februaries_through(a - 1) END);
 CREATE OR REPLACE MACRO leap_februaries(a, b) AS (
-    CASE WHEN (b - 1) // 12 < (a + 10) // 12 THEN 0
-         ELSE leap_years_through((b - 1) // 12) - leap_years_through((a + 10) // 12 - 1) END);
+    CASE WHEN a > b THEN 0 ELSE leap_februaries_through(b) - leap_februaries_through(a - 1) END);
 CREATE OR REPLACE MACRO months_of_30(a, b) AS (
-    month_count(a, b, 3) + month_count(a, b, 5) + month_count(a, b, 8) + month_count(a, b, 10));
+    CASE WHEN a > b THEN 0 ELSE thirties_through(b) - thirties_through(a - 1) END);
 -- how many of the months a … b have n days (n = 28, 29, 30 or 31): counted, not listed
 CREATE OR REPLACE MACRO months_with_days(a, b, n) AS (
     CASE WHEN a > b THEN 0
@@ -67,17 +74,6 @@ CREATE OR REPLACE MACRO months_with_days(a, b, n) AS (
          WHEN n = 30 THEN months_of_30(a, b)
          WHEN n = 29 THEN leap_februaries(a, b)
          ELSE februaries(a, b) - leap_februaries(a, b) END);
--- Running counts over the calendar, for month index m = 12y + r (r = 0 for January): how many of the months
--- up to m are Februaries, Februaries of leap years (those of the years up to y − 1, and y's once r ≥ 1), months
--- of 30 days. Each counts from a fixed origin, so the difference between two months counts the months after the
--- first up to the second: one per row, the other per line, with no division by the span.
-CREATE OR REPLACE MACRO is_leap_year(y) AS ((y % 4 = 0 AND y % 100 <> 0) OR y % 400 = 0);
-CREATE OR REPLACE MACRO februaries_through(m) AS (m // 12 + CAST(m % 12 >= 1 AS BIGINT));
-CREATE OR REPLACE MACRO leap_februaries_through(m) AS (
-    leap_years_through(m // 12 - 1 + CAST(m % 12 >= 1 AS BIGINT)));
-CREATE OR REPLACE MACRO thirties_through(m) AS (
-    4 * (m // 12) + CAST(m % 12 >= 3 AS BIGINT) + CAST(m % 12 >= 5 AS BIGINT) + CAST(m % 12 >= 8 AS BIGINT)
-    + CAST(m % 12 >= 10 AS BIGINT));
 CREATE OR REPLACE MACRO period_of(d) AS period_of_index(month_index(d));
 
 -- Export formats (SPEC §6): money with exactly 2 decimals; quantities and prices as plain decimals.
