@@ -285,6 +285,11 @@ def test_a_run_over_the_changed_inputs_writes_what_a_run_over_every_line_writes(
         "Invoice_Number,Invoice_Line,Billing_Date,Billing_Amount,Currency,Sales_Order_Id,Sales_Order_Item_Id\n"
         "INV-X,1,2025-03-15,1000.00,GBP,SO-X,SO-X-1\nINV-M,1,2025-02-20,500.00,EUR,SO-Y,SO-Y-1\n"
     )
+    # and an invoice-as-contract line (its own line INV-C-1), which stops being a line when its invoice is re-pointed
+    (extra / "invoices_y.csv").write_text(
+        "Invoice_Number,Invoice_Line,Billing_Date,Billing_Amount,Currency,Customer_Id,Product_Id\n"
+        f"INV-C,1,2025-02-25,300.00,EUR,{customer},{product}\n"
+    )
     _import(con, extra)
     close.close_period(con, 202501, home_currency=HOME, actor="t")
     _export(con, tmp_path / "first")
@@ -297,7 +302,7 @@ def test_a_run_over_the_changed_inputs_writes_what_a_run_over_every_line_writes(
     )
     (early / "invoices_moved.csv").write_text(
         "Invoice_Number,Invoice_Line,Billing_Date,Billing_Amount,Currency,Sales_Order_Id,Sales_Order_Item_Id\n"
-        "INV-M,1,2025-02-20,500.00,EUR,SO-Z,SO-Z-1\n"
+        "INV-M,1,2025-02-20,500.00,EUR,SO-Z,SO-Z-1\nINV-C,1,2025-02-25,300.00,EUR,SO-Z,SO-Z-1\n"
     )
     _import(con, early)
     con.close()
@@ -313,6 +318,9 @@ def test_a_run_over_the_changed_inputs_writes_what_a_run_over_every_line_writes(
     assert _files(tmp_path / "incremental") == _files(tmp_path / "every")
     revenue = (tmp_path / "incremental" / "continuousexport-unearned_revenue_rollforward-000002.csv").read_text()
     assert all(f"SO-{x}-1" in revenue for x in "XYZ")
+    # the line that is no longer a contract line goes out as a tombstone, found from its superseded invoice
+    # (the incremental run does not look through the whole export state for vanished lines)
+    assert ",,INV-C-1,INV-C-1," + "," * 14 + "2\n" in revenue
 
 
 def test_a_warehouse_whose_state_table_has_the_old_primary_key_is_rebuilt_without_it(tmp_path):

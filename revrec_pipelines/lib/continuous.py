@@ -56,6 +56,12 @@ def _scalar(con, query: str, params=None):
     return con.execute(query, params or []).fetchall()[0][0]
 
 
+CANDIDATE = (
+    "Sales_Order_Item_Id IN (SELECT Sales_Order_Item_Id FROM ce_candidates) "
+    "AND Sales_Order_Item_Id NOT IN (SELECT Sales_Order_Item_Id FROM held_lines)"
+)
+
+
 def _sources(con) -> dict[str, str]:
     """Per type, the rows a consumer should hold now (all periods), restricted to candidate lines."""
     last_closed = _scalar(con, "SELECT max(period) FROM closed_periods")
@@ -64,48 +70,47 @@ def _sources(con) -> dict[str, str]:
     else:
         # before the first close the ledger's first period is the first open one
         open_period = _scalar(con, "SELECT coalesce(min(Actg_Period), CAST(strftime(current_date, '%Y%m') AS INTEGER)) FROM line_periods")
-    candidate = (
-        "Sales_Order_Item_Id IN (SELECT Sales_Order_Item_Id FROM ce_candidates) "
-        "AND Sales_Order_Item_Id NOT IN (SELECT Sales_Order_Item_Id FROM held_lines)"
-    )
-    line_periods = f"(SELECT * FROM line_periods WHERE {candidate})"
+    line_periods = f"(SELECT * FROM line_periods WHERE {CANDIDATE})"
     # journals go out only once their period has been closed
     journals = (
-        f"(SELECT * FROM journal_lines WHERE Actg_Period <= {last_closed} AND {candidate})"
+        f"(SELECT * FROM journal_lines WHERE Actg_Period <= {last_closed} AND {CANDIDATE})"
         if last_closed is not None
         else "(SELECT * FROM journal_lines WHERE false)"
     )
     return {
         **dict.fromkeys(LINE_PERIOD_TYPES, line_periods),
         "journals": journals,
-        "invoices": f"(SELECT * FROM invoice_register WHERE {candidate})",
-        "orders": f"(SELECT {open_period} AS Actg_Period, * EXCLUDE (Revenue_Rule) FROM orders WHERE {candidate})",
+        "invoices": f"(SELECT * FROM invoice_register WHERE {CANDIDATE})",
+        "orders": f"(SELECT {open_period} AS Actg_Period, * EXCLUDE (Revenue_Rule) FROM orders WHERE {CANDIDATE})",
     }
 
 
 def _export_sources(con) -> dict[str, str]:
-    """`_sources`, built so that the candidate filter reaches the narrow tables: the five line-period types
-    read the frozen rows and the open rows of the candidates' line numbers (ce_line_nos, from
-    candidates.sql) — every line's, unfiltered, when every line is a candidate. A change-sized run first
-    cuts both narrow tables to the candidates (temporary tables ce_amounts and ce_lines), so that each
-    type's query joins only those rows rather than every line's (the view's join)."""
+    """`_sources`, built so that each table is read once per run for the candidates, not once per pass.
+
+    The five line-period types read the frozen rows and the open rows of the candidates' line numbers
+    (ce_line_nos, from candidates.sql) — every line's, unfiltered, when every line is a candidate. A
+    change-sized run first cuts the tables it reads to the candidates' rows, as temporary tables: both narrow
+    line-period tables (ce_amounts and ce_lines, so that each type's query joins only those rows rather than
+    every line's, the view's join), the invoice register (ce_invoices) and the orders (ce_orders). The change
+    test and the file of a type then read the cut instead of scanning the whole table twice."""
     sources = _sources(con)
-    candidate = (
-        "Sales_Order_Item_Id IN (SELECT Sales_Order_Item_Id FROM ce_candidates) "
-        "AND Sales_Order_Item_Id NOT IN (SELECT Sales_Order_Item_Id FROM held_lines)"
-    )
     every_line = _scalar(
         con, "SELECT (SELECT count(*) FROM ce_line_nos) = (SELECT count(*) FROM line_period_lines)"
     )
     open_rows = "SELECT * EXCLUDE (line_no) FROM open_line_periods"
     if not every_line:
-        for table, narrow in (("ce_amounts", "line_period_amounts"), ("ce_lines", "line_period_lines")):
-            con.execute(
-                f"CREATE OR REPLACE TEMP TABLE {table} AS "
-                f"SELECT * FROM {narrow} WHERE line_no IN (SELECT line_no FROM ce_line_nos)"
-            )
+        cuts = {
+            "ce_amounts": "SELECT * FROM line_period_amounts WHERE line_no IN (SELECT line_no FROM ce_line_nos)",
+            "ce_lines": "SELECT * FROM line_period_lines WHERE line_no IN (SELECT line_no FROM ce_line_nos)",
+            "ce_invoices": sources["invoices"][1:-1],
+            "ce_orders": sources["orders"][1:-1],
+        }
+        for table, query in cuts.items():
+            con.execute(f"CREATE OR REPLACE TEMP TABLE {table} AS {query}")
         open_rows = "SELECT * EXCLUDE (line_no) FROM open_line_period_rows('ce_amounts', 'ce_lines')"
-    line_periods = f"(SELECT * FROM frozen_line_periods WHERE {candidate} UNION ALL BY NAME {open_rows})"
+        sources = {**sources, "invoices": "(SELECT * FROM ce_invoices)", "orders": "(SELECT * FROM ce_orders)"}
+    line_periods = f"(SELECT * FROM frozen_line_periods WHERE {CANDIDATE} UNION ALL BY NAME {open_rows})"
     return {**sources, **dict.fromkeys(LINE_PERIOD_TYPES, line_periods)}
 
 
@@ -235,7 +240,8 @@ def run_continuous_export(
 
 def _drop_temporary(con) -> None:
     """The run's temporary tables (after a first run, a row per exported item and type) stop holding memory."""
-    for table in ("ce_candidates", "ce_line_nos", "ce_changes", "ce_amounts", "ce_lines", "ce_rows"):
+    for table in ("ce_candidates", "ce_line_nos", "ce_changes", "ce_amounts", "ce_lines", "ce_invoices", "ce_orders",
+                  "ce_rows"):
         con.execute(f"DROP TABLE IF EXISTS temp.main.{table}")
 
 

@@ -52,9 +52,13 @@ touched AS (
     UNION SELECT l.Sales_Order_Item_Id FROM order_lines l
           JOIN (SELECT DISTINCT Customer_Id FROM raw_customers WHERE _batch_id > {last_batch_id}) c USING (Customer_Id)
     UNION SELECT Sales_Order_Item_Id FROM rate_touched
-    -- lines exported before that are no longer contract lines get their tombstones
+    -- lines exported before that are no longer contract lines get their tombstones. A line leaves order_lines
+    -- only when the raw row that made it stops being current (superseded: an invoice-as-contract line whose
+    -- invoice now names an order line), and that superseded version is a candidate above; so only a run
+    -- over every line looks through the whole state for them (it scans a row per exported line and type).
     UNION SELECT s.Sales_Order_Item_Id FROM continuous_export_state s
-          WHERE NOT s.tombstone AND NOT EXISTS (SELECT 1 FROM order_lines l WHERE l.Sales_Order_Item_Id = s.Sales_Order_Item_Id)
+          WHERE {everything} AND NOT s.tombstone
+            AND NOT EXISTS (SELECT 1 FROM order_lines l WHERE l.Sales_Order_Item_Id = s.Sales_Order_Item_Id)
 )
 SELECT DISTINCT Sales_Order_Item_Id FROM touched WHERE Sales_Order_Item_Id IS NOT NULL;
 
