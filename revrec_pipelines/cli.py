@@ -109,9 +109,11 @@ def cmd_reopen(args) -> None:
 def cmd_bench(args) -> None:
     from revrec_pipelines.lib.bench import run_bench
 
+    if not 0 < args.modified <= 1:
+        sys.exit(f"--modified is the fraction of the lines the batch changes, above 0 and at most 1 (0.01 is 1%); got {args.modified}")
     s = _settings()
     run_bench(args.lines, args.seed, threads=s.duckdb_threads, memory_limit=s.duckdb_memory_limit,
-              continuous=not args.skip_continuous)
+              continuous=not args.skip_continuous, modified=args.modified)
 
 
 def cmd_export_continuous(_args) -> None:
@@ -185,6 +187,8 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--seed", type=int, default=1)
     s.add_argument("--skip-continuous", action="store_true",
                    help="leave out the two continuous-export stages (e.g. for the 10M-line memory run)")
+    s.add_argument("--modified", type=float, default=0.01, metavar="FRACTION",
+                   help="fraction of the lines the modification batch changes (default 0.01: 1%%)")
     s.set_defaults(func=cmd_bench)
     return p
 

@@ -55,3 +55,13 @@ def test_the_wide_baseline_writes_rows_of_the_waterfalls_shape(tmp_path):
         "sum(billing + fx - revenue) AS s FROM bench_baseline_wide GROUP BY ALL) WHERE p <> s"
     ).fetchall()[0][0]
     assert last == 0
+
+
+def test_bench_takes_the_size_of_the_modification_batch(tmp_path):
+    lines: list[str] = []
+    stages = run_bench(200, seed=3, workdir=tmp_path, print_fn=lines.append, modified=0.25)
+    assert "25% modification: import + compute + continuous export" in [s.name for s in stages]
+    assert " modified=25% continuous_export/compute=" in lines[-1]
+    # the batch the generator wrote changes about a quarter of the 200 lines (1% would be 2)
+    changed = (tmp_path / "mods" / "sales_orders_mod.csv").read_text().count("\n") - 1
+    assert changed >= 40

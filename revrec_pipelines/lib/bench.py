@@ -8,8 +8,9 @@ DuckDB connection opened like the warehouse's (lib/warehouse.py: thread count, m
 - compute: `engine.run_step` for every revrec asset, in the assets' order (the time of each step is shown);
 - close + close-period export: `close.close_period` of one period — the first one with data, the very
   first close — and `exports.write_close_exports` (the closed_periods and close_period_exports assets);
-- continuous export: the first run (every line goes out), then the 1% modification batch: its import, the
-  recomputation and `continuous.run_continuous_export` (the continuous_export asset).
+- continuous export: the first run (every line goes out), then the modification batch (1% of the lines by
+  default, `--modified`): its import, the recomputation and `continuous.run_continuous_export` (the
+  continuous_export asset). Runs with batches of other sizes show how the export's work follows the change.
 
 Not measured: the assets' UI metadata (row counts, previews, totals per period), the analysts' copy of the
 warehouse and Dagster's own run overhead.
@@ -133,14 +134,16 @@ class _Clock:
 
 
 def run_bench(lines: int, seed: int = 1, workdir: Path | None = None, print_fn: Callable[[str], None] = print,
-              threads: int | None = None, memory_limit: str | None = None, continuous: bool = True) -> list[Stage]:
+              threads: int | None = None, memory_limit: str | None = None, continuous: bool = True,
+              modified: float = 0.01) -> list[Stage]:
     """Run every stage (without the two continuous-export stages when `continuous` is False: the 10M-line
-    memory run) and print them and the summary line."""
+    memory run) and print them and the summary line. `modified`: the fraction of the lines the modification
+    batch changes."""
     tmp = Path(workdir or tempfile.mkdtemp(prefix="revrec-bench-"))
     try:
         base, mods, out = tmp / "base", tmp / "mods", tmp / "out"
         g = generator.generate(base, lines=lines, seed=seed)
-        generator.generate_modifications(base, mods, fraction=0.01, seed=seed + 1)
+        generator.generate_modifications(base, mods, fraction=modified, seed=seed + 1)
         print_fn(f"generated {g.total_rows:,} input rows for {lines:,} order lines in {g.seconds:.1f}s ({tmp})")
         con = warehouse.connect(tmp / "w.duckdb", threads=threads or os.cpu_count(),
                                 memory_limit=memory_limit or warehouse.DEFAULT_MEMORY_LIMIT)
@@ -157,7 +160,7 @@ def run_bench(lines: int, seed: int = 1, workdir: Path | None = None, print_fn: 
             lambda: _baseline_stage(con, BASELINE_WIDE, BASELINE_WIDE_SQL, "bench_baseline_wide"),
         ]
         if continuous:
-            runs += [lambda: _first_continuous_stage(con, out), lambda: _change_stage(con, mods, out)]
+            runs += [lambda: _first_continuous_stage(con, out), lambda: _change_stage(con, mods, out, modified)]
         for run in runs:
             stages.append(run())
             _print_stage(stages[-1], print_fn)
@@ -232,8 +235,11 @@ def _first_continuous_stage(con: duckdb.DuckDBPyConnection, out: Path) -> Stage:
     return clock.stop(sum(result.items_by_type.values()))
 
 
-def _change_stage(con: duckdb.DuckDBPyConnection, mods: Path, out: Path) -> Stage:
-    clock = _Clock("1% modification: import + compute + continuous export")
+CHANGE_STAGE = "modification: import + compute + continuous export"
+
+
+def _change_stage(con: duckdb.DuckDBPyConnection, mods: Path, out: Path, modified: float) -> Stage:
+    clock = _Clock(f"{modified * 100:g}% {CHANGE_STAGE}")
     clock.part("import of the batch", lambda: (_import(con, mods), _checkpoint(con)))
     clock.part("compute", lambda: (_compute(con, _Clock("compute")), _checkpoint(con)))
 
@@ -260,13 +266,13 @@ def _summary(lines: int, stages: list[Stage], threads: object, memory_limit: obj
     baseline = by[BASELINE].seconds
     baseline_wide = by[BASELINE_WIDE].seconds
     compute = max(by["compute"].seconds, 1e-9)
-    change = by.get("1% modification: import + compute + continuous export")
+    change = next((s for s in stages if s.name.endswith(CHANGE_STAGE)), None)
     if change is None:
         continuous = "continuous=skipped "
     else:
         export = dict(change.parts)["continuous export"]
         # the target: the continuous export after the batch against a full compute; and the whole cycle
-        continuous = (f"continuous_export/compute={export / compute:.2f} "
+        continuous = (f"modified={change.name.split()[0]} continuous_export/compute={export / compute:.2f} "
                       f"batch_import+compute+export/compute={change.seconds / compute:.2f} ")
     return (
         f"SUMMARY lines={lines:,} cores={os.cpu_count()} threads={threads} memory_limit={memory_limit} "
