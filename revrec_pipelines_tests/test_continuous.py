@@ -93,12 +93,16 @@ def test_replaying_every_version_rebuilds_the_current_tables(tmp_path, seed):
     first = _export(con, out)
     assert first.version == 1
     assert_replay_equals_current(con, out)
+    # orders rows carry the first open period: before any close, the ledger's first period
+    ledger_first = con.execute("SELECT min(Actg_Period) FROM line_periods").fetchall()[0][0]
+    assert {r["Actg_Period"] for r in _read(out / "continuousexport-orders-000001.csv")} == {str(ledger_first)}
     # journals go out only once a period is closed
     assert not list(out.glob("continuousexport-journals-*.csv"))
     close.close_period(con, 202501, home_currency=HOME, actor="t")
     close.close_period(con, 202502, home_currency=HOME, actor="t")
     assert _export(con, out).version == 2
     assert list(out.glob("continuousexport-journals-000002.csv"))
+    assert {r["Actg_Period"] for r in _read(out / "continuousexport-orders-000002.csv")} == {"202503"}
     assert_replay_equals_current(con, out)
     _import(con, mods)  # modifications, cancellations, late invoices, new lines, moved rates
     assert _export(con, out).version == 3

@@ -68,8 +68,13 @@ def _sources(con) -> dict[str, str]:
     if last_closed is not None:
         open_period = next_period(last_closed)
     else:
-        # before the first close the ledger's first period is the first open one
-        open_period = _scalar(con, "SELECT coalesce(min(Actg_Period), CAST(strftime(current_date, '%Y%m') AS INTEGER)) FROM line_periods")
+        # before the first close the ledger's first period is the first open one (line_periods' first period,
+        # read from its two parts: the view would assemble every row first)
+        open_period = _scalar(
+            con,
+            "SELECT coalesce(min(p), CAST(strftime(current_date, '%Y%m') AS INTEGER)) FROM ("
+            "SELECT min(Actg_Period) AS p FROM line_period_amounts UNION ALL SELECT min(Actg_Period) FROM frozen_line_periods)",
+        )
     line_periods = f"(SELECT * FROM line_periods WHERE {CANDIDATE})"
     # journals go out only once their period has been closed
     journals = (
@@ -247,7 +252,9 @@ def _drop_temporary(con) -> None:
 
 def _home_currency(con) -> str:
     """The home currency the engine last computed in ('' before any computation: then no rate is skipped)."""
-    home = con.execute("SELECT Home_Currency FROM line_periods WHERE Home_Currency IS NOT NULL LIMIT 1").fetchall()
+    # the lines' attributes of the last computation (one row per line; not the line_periods view, whose join
+    # and frozen rows — of earlier computations — a scan would pass through first)
+    home = con.execute("SELECT Home_Currency FROM line_period_lines WHERE Home_Currency IS NOT NULL LIMIT 1").fetchall()
     return home[0][0].replace("'", "") if home else ""
 
 
