@@ -24,7 +24,7 @@ test-tools: setup
 	bash .ci/install-test-tools.sh
 
 test: test-tools
-	$(BIN)/python -m pytest -q -n auto
+	$(BIN)/python -m pytest -q -n auto --maxprocesses 4
 
 ui: setup
 	mkdir -p data/dagster_home && cp -n dagster.yaml data/dagster_home/ 2>/dev/null || true
