@@ -165,7 +165,7 @@ def run_bench(lines: int, seed: int = 1, workdir: Path | None = None, print_fn: 
             stages.append(run())
             _print_stage(stages[-1], print_fn)
         con.close()
-        print_fn(_summary(lines, stages, threads_used, limit_used))
+        print_fn(_summary(lines, stages, threads_used, limit_used, modified))
         return stages
     finally:
         if workdir is None:
@@ -235,11 +235,16 @@ def _first_continuous_stage(con: duckdb.DuckDBPyConnection, out: Path) -> Stage:
     return clock.stop(sum(result.items_by_type.values()))
 
 
-CHANGE_STAGE = "modification: import + compute + continuous export"
+def _batch(modified: float) -> str:
+    return f"{modified * 100:g}%"  # 0.01 → "1%"
+
+
+def _change_stage_name(modified: float) -> str:
+    return f"{_batch(modified)} modification: import + compute + continuous export"
 
 
 def _change_stage(con: duckdb.DuckDBPyConnection, mods: Path, out: Path, modified: float) -> Stage:
-    clock = _Clock(f"{modified * 100:g}% {CHANGE_STAGE}")
+    clock = _Clock(_change_stage_name(modified))
     clock.part("import of the batch", lambda: (_import(con, mods), _checkpoint(con)))
     clock.part("compute", lambda: (_compute(con, _Clock("compute")), _checkpoint(con)))
 
@@ -259,20 +264,20 @@ def _print_stage(stage: Stage, print_fn: Callable[[str], None]) -> None:
         print_fn(f"    {what:<51} {seconds:8.2f}s")
 
 
-def _summary(lines: int, stages: list[Stage], threads: object, memory_limit: object) -> str:
+def _summary(lines: int, stages: list[Stage], threads: object, memory_limit: object, modified: float) -> str:
     by = {s.name: s for s in stages}
     total = sum(by[k].seconds for k in ("import", "compute", "close + close-period export"))
     waterfall = sum(seconds for what, seconds in by["compute"].parts if what in WATERFALL_STEPS)
     baseline = by[BASELINE].seconds
     baseline_wide = by[BASELINE_WIDE].seconds
     compute = max(by["compute"].seconds, 1e-9)
-    change = next((s for s in stages if s.name.endswith(CHANGE_STAGE)), None)
+    change = by.get(_change_stage_name(modified))
     if change is None:
         continuous = "continuous=skipped "
     else:
         export = dict(change.parts)["continuous export"]
         # the target: the continuous export after the batch against a full compute; and the whole cycle
-        continuous = (f"modified={change.name.split()[0]} continuous_export/compute={export / compute:.2f} "
+        continuous = (f"modified={_batch(modified)} continuous_export/compute={export / compute:.2f} "
                       f"batch_import+compute+export/compute={change.seconds / compute:.2f} ")
     return (
         f"SUMMARY lines={lines:,} cores={os.cpu_count()} threads={threads} memory_limit={memory_limit} "

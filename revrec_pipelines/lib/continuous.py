@@ -108,9 +108,8 @@ def _export_sources(con) -> dict[str, str]:
         cuts = {
             "ce_amounts": "SELECT * FROM line_period_amounts WHERE line_no IN (SELECT line_no FROM ce_line_nos)",
             "ce_lines": "SELECT * FROM line_period_lines WHERE line_no IN (SELECT line_no FROM ce_line_nos)",
-            # the candidates' rows of _sources' queries (without their enclosing parentheses)
-            "ce_invoices": sources["invoices"][1:-1],
-            "ce_orders": sources["orders"][1:-1],
+            "ce_invoices": f"SELECT * FROM {sources['invoices']}",
+            "ce_orders": f"SELECT * FROM {sources['orders']}",
         }
         for table, query in cuts.items():
             con.execute(f"CREATE OR REPLACE TEMP TABLE {table} AS {query}")
