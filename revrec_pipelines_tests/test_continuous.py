@@ -253,6 +253,7 @@ def test_the_first_run_writes_the_same_files_as_a_run_that_compares_with_a_state
     close.close_period(con, 202502, home_currency=HOME, actor="t")
     con.close()
     shutil.copy(tmp_path / "w.duckdb", tmp_path / "w2.duckdb")
+    shutil.copy(tmp_path / "w.duckdb", tmp_path / "w3.duckdb")
     fast = warehouse.connect(tmp_path / "w.duckdb")
     _export(fast, tmp_path / "fast", export_timestamp="2026-01-01T00:00:00Z")
     fast.close()
@@ -263,6 +264,14 @@ def test_the_first_run_writes_the_same_files_as_a_run_that_compares_with_a_state
     general.close()
     assert _files(tmp_path / "fast") == _files(tmp_path / "general")
     assert any(name.startswith("continuousexport-journals-") for name in _files(tmp_path / "fast"))
+    # the same first run, each large file written in slices of periods: the same bytes
+    sliced = warehouse.connect(tmp_path / "w3.duckdb")
+    result = _export(sliced, tmp_path / "sliced", export_timestamp="2026-01-01T00:00:00Z", slice_rows=25)
+    sliced.close()
+    assert result.slices_by_type["unearned_revenue_rollforward"] > 2
+    assert result.slices_by_type["journals"] == 2  # two closed periods: journals go out for those only
+    assert result.slices_by_type["invoices"] > 2
+    assert _files(tmp_path / "sliced") == _files(tmp_path / "fast")
 
 
 @pytest.mark.parametrize("seed", [21, 37])
@@ -317,8 +326,10 @@ def test_a_run_over_the_changed_inputs_writes_what_a_run_over_every_line_writes(
     incremental.close()
     every = warehouse.connect(tmp_path / "w2.duckdb")
     every.execute("DELETE FROM continuous_export_watermark")  # no watermark: every line is a candidate
-    _export(every, tmp_path / "every", export_timestamp="2026-01-01T00:00:00Z")
+    # and its files written in slices of periods, its tombstones (no period) in the first
+    sliced = _export(every, tmp_path / "every", export_timestamp="2026-01-01T00:00:00Z", slice_rows=40)
     every.close()
+    assert sliced.slices_by_type.get("unearned_revenue_rollforward", 0) > 2
     assert _files(tmp_path / "incremental") == _files(tmp_path / "every")
     revenue = (tmp_path / "incremental" / "continuousexport-unearned_revenue_rollforward-000002.csv").read_text()
     assert all(f"SO-{x}-1" in revenue for x in "XYZ")
@@ -413,3 +424,39 @@ def test_checksums_of_an_earlier_scheme_send_every_item_once_then_nothing(tmp_pa
     assert _export(con, out).version is None
     assert_replay_equals_current(con, out)
     con.close()
+
+
+@pytest.mark.parametrize("seed", range(5))
+def test_period_slices_cover_every_period_once_in_order_within_the_limit(seed):
+    """Slices (exports.period_slice_bounds) are read back by the rule the writer cuts by; every period lands
+    in exactly one slice, in order, and a slice holds more than the limit only with a single period of rows."""
+    import random
+
+    rnd = random.Random(seed)
+    for _ in range(200):
+        periods = sorted(rnd.sample(range(202001, 202013), rnd.randint(0, 12)))
+        counts = [(p, rnd.randint(0, 9)) for p in periods]
+        limit = rnd.randint(1, 20)
+        bounds = exports.period_slice_bounds(counts, limit)
+        if not counts:
+            assert bounds == []
+            continue
+        assert bounds == sorted(set(bounds)) and set(bounds) <= set(periods[:-1])
+        # the writer's rule: slice 0 through bounds[0], slice i after bounds[i-1] through bounds[i], the last after
+        slices: list[list[tuple[int, int]]] = [[] for _ in range(len(bounds) + 1)]
+        for p, n in counts:
+            slices[sum(p > b for b in bounds)].append((p, n))
+        assert [c for s in slices for c in s] == counts
+        for s in slices:
+            # (periods without rows join the next slice rather than make one of no rows)
+            assert s and (sum(n for _, n in s) <= limit or sum(n > 0 for _, n in s) == 1)
+        # greedy: no slice could have taken the next slice's first period
+        for s, nxt in zip(slices, slices[1:], strict=False):
+            assert sum(n for _, n in s) + nxt[0][1] > limit
+
+
+def test_period_slices_of_a_small_file_are_none():
+    assert exports.period_slice_bounds([], 5) == []
+    assert exports.period_slice_bounds([(202501, 3), (202502, 2)], 5) == []
+    assert exports.period_slice_bounds([(202501, 3), (202502, 3)], 5) == [202501]
+    assert exports.period_slice_bounds([(202501, 9), (202502, 1), (202503, 1)], 5) == [202501]

@@ -12,6 +12,7 @@ next run: no version is lost or repeated.
 from __future__ import annotations
 
 import json
+import math
 import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -21,7 +22,12 @@ from pathlib import Path
 import duckdb
 
 from revrec_pipelines.lib import sql
-from revrec_pipelines.lib.exports import KEY_COLUMNS, copy_query_to_csv, file_query, utc_timestamp
+from revrec_pipelines.lib.exports import (
+    KEY_COLUMNS,
+    copy_rows_in_period_slices,
+    period_slice_bounds,
+    utc_timestamp,
+)
 from revrec_pipelines.lib.periods import next_period
 from revrec_pipelines.lib.sources import ExportDestination
 
@@ -41,6 +47,18 @@ EXPORT_TYPES = (
 # item goes out once again (its rows unchanged; a consumer that replaces an item's rows ends as it was).
 HASH_SCHEME = 2
 LINE_PERIOD_TYPES = {"unearned_revenue_rollforward", "revenue", "deferred_revenue_balance", "expenses", "revenue_backlog"}
+# A file expected to hold more rows than this is written in slices of periods, each sorted on its own
+# (copy_rows_in_period_slices): at a million lines, sorting a first run's 16M rollforward rows at once spilled
+# to disk and took 42 s of its 55; in slices of 4M rows the file took 38 s (BENCHMARKS.md, session 7).
+SLICE_ROWS = 4_000_000
+# Per type, the rows of each period every line would have (the tables behind the type's rows); the orders
+# rows of a run all carry one period and are never sliced.
+_LINE_PERIOD_ROWS = "SELECT Actg_Period FROM line_period_amounts UNION ALL SELECT Actg_Period FROM frozen_line_periods"
+_ROWS_BY_PERIOD = {
+    **dict.fromkeys(LINE_PERIOD_TYPES, _LINE_PERIOD_ROWS),
+    "journals": "SELECT Actg_Period FROM frozen_journal_lines",  # journals go out for closed periods only
+    "invoices": "SELECT Actg_Period FROM invoice_register",
+}
 
 
 @dataclass
@@ -48,6 +66,8 @@ class ContinuousResult:
     version: int | None  # None: nothing changed, nothing written
     files: list[str] = field(default_factory=list)
     items_by_type: dict[str, int] = field(default_factory=dict)  # (type, item) pairs written, tombstones included
+    rows_by_type: dict[str, int] = field(default_factory=dict)  # rows written per file, tombstones included
+    slices_by_type: dict[str, int] = field(default_factory=dict)  # files written in more than one period slice
     tombstones: int = 0
     candidates: int = 0
 
@@ -146,8 +166,10 @@ def run_continuous_export(
     export_timestamp: str | None = None,
     after_files_written: Callable[[int], None] | None = None,
     progress: Callable[[str], None] = lambda _m: None,
+    slice_rows: int = SLICE_ROWS,
 ) -> ContinuousResult:
-    """One continuous export run. `after_files_written(version)` is a test hook between writing and recording."""
+    """One continuous export run. `after_files_written(version)` is a test hook between writing and recording;
+    `slice_rows`: the rows above which a file is written in period slices (SLICE_ROWS)."""
     watermark = con.execute(
         "SELECT last_batch_id, close_events, hash_scheme FROM continuous_export_watermark WHERE id = 1"
     ).fetchall()
@@ -194,6 +216,7 @@ def run_continuous_export(
     version = _scalar(con, "SELECT coalesce(max(version), 0) + 1 FROM continuous_export_runs")
     stamp = export_timestamp or utc_timestamp(datetime.now(UTC))
     closed = _scalar(con, "SELECT max(period) FROM closed_periods")
+    lines = max(1, _scalar(con, "SELECT count(*) FROM line_period_lines"))
     with tempfile.TemporaryDirectory(prefix="revrec-continuous-") as tmp:
         for export_type in EXPORT_TYPES:
             if export_type not in changes:
@@ -201,21 +224,19 @@ def run_continuous_export(
             name = f"continuousexport-{export_type}-{version:06d}.csv"
             source = sources[export_type] if nothing_exported else _changed_items(sources[export_type], export_type)
             query = sql.render(f"exports/{export_type}", rows="true", source=source)
-            if everything:
-                # Sorting every line's rows straight from the views holds their joins' memory too (out of
-                # memory at a million lines under the 3 GB limit): the rows are written down first.
-                con.execute(f"CREATE OR REPLACE TEMP TABLE ce_rows AS {query}")
-                query = "SELECT * FROM ce_rows"
             rows = (
                 f"SELECT *, {version} AS Version FROM ({query}) r "
                 f"UNION ALL BY NAME {_tombstone_query(columns[export_type], export_type, version)}"
             )
             ordered = f"SELECT {', '.join(columns[export_type])}, Version, {KEY_COLUMNS} FROM ({rows})"
-            copy_query_to_csv(con, file_query(ordered), Path(tmp) / name)
+            bounds = _slice_bounds(con, export_type, changes[export_type] / lines, slice_rows)
+            if bounds:
+                progress(f"{export_type}: writing {len(bounds) + 1} slices of periods")
+                result.slices_by_type[export_type] = len(bounds) + 1
+            result.rows_by_type[export_type] = copy_rows_in_period_slices(con, ordered, Path(tmp) / name, bounds)
             destination.write_file(name, Path(tmp) / name)
             result.files.append(name)
             result.items_by_type[export_type] = changes[export_type]
-        con.execute("DROP TABLE IF EXISTS ce_rows")
         name = f"continuousexport-control-{version:06d}.csv"
         (Path(tmp) / name).write_text(
             f"Closed_Period,Export_Timestamp,Version\n{'' if closed is None else closed},{stamp},{version}\n", encoding="utf-8"
@@ -245,9 +266,23 @@ def run_continuous_export(
 
 def _drop_temporary(con) -> None:
     """The run's temporary tables (after a first run, a row per exported item and type) stop holding memory."""
-    for table in ("ce_candidates", "ce_line_nos", "ce_changes", "ce_amounts", "ce_lines", "ce_invoices", "ce_orders",
-                  "ce_rows"):
+    for table in ("ce_candidates", "ce_line_nos", "ce_changes", "ce_amounts", "ce_lines", "ce_invoices", "ce_orders"):
         con.execute(f"DROP TABLE IF EXISTS temp.main.{table}")
+
+
+def _slice_bounds(con, export_type: str, share: float, limit: int) -> list[int]:
+    """Where to cut the type's file into period slices (exports.period_slice_bounds), from the rows every line
+    has per period scaled by the share of lines whose rows go out; none when the file is expected to hold no
+    more than `limit` rows. The count of a table's rows is read from its metadata: only a run expected to
+    write a large file counts its rows per period."""
+    source = _ROWS_BY_PERIOD.get(export_type)
+    if source is None:
+        return []
+    share = min(1.0, share)
+    if _scalar(con, f"SELECT count(*) FROM ({source})") * share <= limit:
+        return []
+    counts = con.execute(f"SELECT Actg_Period, count(*) FROM ({source}) GROUP BY ALL ORDER BY 1").fetchall()
+    return period_slice_bounds([(p, math.ceil(n * share)) for p, n in counts], limit)
 
 
 def _home_currency(con) -> str:

@@ -3,7 +3,10 @@ DuckDB COPY to a temporary file and published atomically at the destination."""
 
 from __future__ import annotations
 
+import itertools
+import os
 import tempfile
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -55,6 +58,83 @@ def copy_query_to_csv(con: duckdb.DuckDBPyConnection, query: str, path: Path) ->
     return con.execute(
         f"COPY ({query}) TO '{path.as_posix()}' (FORMAT csv, HEADER, DELIMITER ',', QUOTE '\"')"
     ).fetchall()[0][0]
+
+
+def period_slice_bounds(rows_by_period: list[tuple[int, int]], limit: int) -> list[int]:
+    """Where to cut a file's periods so that each slice holds at most `limit` rows (a single period with more
+    stays one slice, with any periods of no rows before it): the last period of every slice but the last, from
+    (period, rows) in period order."""
+    bounds: list[int] = []
+    held = 0
+    previous = None
+    for period, rows in rows_by_period:
+        if previous is not None and held and held + rows > limit:
+            bounds.append(previous)
+            held = 0
+        held += rows
+        previous = period
+    return bounds
+
+
+def _append_file(out_fd: int, part: Path) -> None:
+    """Append a part file's bytes at `out_fd`'s offset: in the kernel where it can (Linux), else by reading."""
+    with open(part, "rb", buffering=0) as src:
+        remaining = os.fstat(src.fileno()).st_size
+        try:
+            while remaining > 0:
+                n = os.copy_file_range(src.fileno(), out_fd, remaining)
+                if n == 0:
+                    break
+                remaining -= n
+        except (AttributeError, OSError):  # no copy_file_range here, or not between these file systems
+            pass
+        while remaining > 0:  # both offsets are where the kernel copy stopped
+            chunk = src.read(min(remaining, 1 << 22))
+            if not chunk:
+                raise OSError(f"{part} ended {remaining} bytes early while being appended")
+            view = memoryview(chunk)
+            while view:
+                view = view[os.write(out_fd, view):]
+            remaining -= len(chunk)
+
+
+def copy_rows_in_period_slices(
+    con: duckdb.DuckDBPyConnection, rows_query: str, path: Path, bounds: list[int]
+) -> int:
+    """Write an export query's rows (with their key columns) to `path` as `file_query` sorts them, one slice
+    of periods after another: the first slice holds the rows with no period (tombstones, which sort first)
+    and those through bounds[0], each next one the periods after the previous bound through its own, the last
+    every period after the last bound. Periods are the sort's first key, so the slices written one after the
+    other make the file one sort makes, while each sort holds only its slice (sorting a million lines' rows at
+    once spills to disk under the memory limit; BENCHMARKS.md). Returns the rows written."""
+    if not bounds:
+        return copy_query_to_csv(con, file_query(rows_query), path)
+    limits = [f"_s0 IS NULL OR _s0 <= {bounds[0]}"]
+    limits += [f"_s0 > {lo} AND _s0 <= {hi}" for lo, hi in itertools.pairwise(bounds)]
+    limits.append(f"_s0 > {bounds[-1]}")
+    def append(part: Path) -> None:
+        _append_file(out, part)
+        part.unlink()
+
+    written = 0
+    out = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+    # one slice is appended to the file while DuckDB sorts and writes the next
+    appending: Future[None] | None = None
+    try:
+        with ThreadPoolExecutor(max_workers=1, thread_name_prefix="revrec-append") as appender:
+            for i, where in enumerate(limits):
+                part = path.with_name(f"{path.name}.part{i}")
+                written += con.execute(
+                    f"COPY ({file_query(f'SELECT * FROM ({rows_query}) WHERE {where}')}) TO '{part.as_posix()}' "
+                    f"(FORMAT csv, HEADER {'true' if i == 0 else 'false'}, DELIMITER ',', QUOTE '\"')"
+                ).fetchall()[0][0]
+                if appending is not None:
+                    appending.result()
+                appending = appender.submit(append, part)
+            appending.result()
+    finally:
+        os.close(out)
+    return written
 
 
 def write_close_exports(
