@@ -1,6 +1,7 @@
 """The Dagster layer end to end: jobs run the worked example through import, close and exports; a refused
 close fails the run and changes nothing; the sensors and the schedule behave."""
 
+import csv
 import json
 import shutil
 from pathlib import Path
@@ -191,9 +192,18 @@ def test_continuous_export_job_writes_a_version_then_nothing(env):
     instance = dg.DagsterInstance.ephemeral()
     shutil.copytree(EXAMPLE / "batch1", env / "inbox" / "batch1")
     assert _run(defs, instance, "import_files").success
-    assert _run(defs, instance, "continuous_export_job").success
+    first = _run(defs, instance, "continuous_export_job")
+    assert first.success
     written = sorted(p.name for p in (env / "exports").glob("continuousexport-*"))
     assert "continuousexport-control-000001.csv" in written and "continuousexport-revenue-000001.csv" in written
+    # the metadata's rows per type are the files' records (csv reads quoted line breaks as one record)
+    metadata = next(e for e in first.all_events if e.is_step_materialization).materialization.metadata
+    rows_by_type = metadata["rows_by_type"].value
+    for name in written:
+        export_type = name[len("continuousexport-"):].rsplit("-", 1)[0]
+        if export_type != "control":
+            with open(env / "exports" / name, newline="", encoding="utf-8") as f:
+                assert rows_by_type[export_type] == sum(1 for _ in csv.DictReader(f)), name
     assert _run(defs, instance, "continuous_export_job").success
     assert sorted(p.name for p in (env / "exports").glob("continuousexport-*")) == written
 

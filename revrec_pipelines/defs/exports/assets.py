@@ -92,6 +92,7 @@ def continuous_export(context: dg.AssetExecutionContext, warehouse: Warehouse, r
             "version": dg.MetadataValue.int(result.version) if result.version else dg.MetadataValue.text("no change"),
             "candidates": dg.MetadataValue.int(result.candidates),
             "lines_by_type": dg.MetadataValue.json(result.items_by_type),
+            "rows_by_type": dg.MetadataValue.json(result.rows_by_type),
             "tombstones": dg.MetadataValue.int(result.tombstones),
             "files": dg.MetadataValue.md("\n".join(f"- {f}" for f in result.files) or "_none_"),
             "destination": dg.MetadataValue.text(destination.uri),
