@@ -77,6 +77,20 @@ ROW_COUNTS = {
 }
 
 
+# Rows per period of the tables whose rows are keyed first by period and assembled by a view, counted from the
+# rows they are assembled from: an asset's preview (the first rows by period) reads only the periods that hold
+# them (defs/metadata.py). The counts need not be exact: they only choose where the preview's query stops.
+_LINE_PERIOD_ROWS_BY_PERIOD = (
+    "SELECT Actg_Period, count(*) AS n FROM (SELECT Actg_Period FROM frozen_line_periods "
+    "UNION ALL SELECT Actg_Period FROM line_period_amounts) GROUP BY ALL"
+)
+ROWS_BY_PERIOD = dict.fromkeys(
+    ("line_periods", "unearned_revenue_rollforward", "revenue_waterfall", "deferred_revenue_balance",
+     "revenue_backlog", "deferred_expenses", "journal_lines"),
+    _LINE_PERIOD_ROWS_BY_PERIOD,
+)
+
+
 def run_step(con: duckdb.DuckDBPyConnection, step: str, home_currency: str) -> StepResult:
     table = dict(STEPS)[step]
     started = time.perf_counter()
