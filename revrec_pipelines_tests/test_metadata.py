@@ -4,7 +4,7 @@ previews read only the first periods that hold their rows, the chart sums line_p
 import pytest
 
 from revrec_pipelines.defs.metadata import preview_frame
-from revrec_pipelines.defs.revrec.assets import CHART, TABLES
+from revrec_pipelines.defs.revrec.assets import CHART, JOURNAL_TOTALS, TABLES
 from revrec_pipelines.lib import close, engine, importer, sources, warehouse
 from revrec_pipelines.lib.generator import generate, generate_modifications
 
@@ -68,3 +68,26 @@ def test_a_preview_whose_first_periods_hold_too_few_of_its_rows_reads_the_whole_
 def test_the_chart_sums_line_periods_once_and_shows_what_two_passes_show(con):
     assert con.execute(CHART).fetchall() == con.execute(CHART_TWO_PASSES).fetchall()
     assert len(con.execute(CHART).fetchall()) > 3
+
+
+def test_journal_totals_summed_from_the_nets_are_the_journal_lines_totals(con):
+    """JOURNAL_TOTALS reads each open row's nets and whether its accounts are mapped; the journal_lines view
+    unnests them into lines: per period the same lines, debits, credits and unmapped lines, also when some
+    accounts are not mapped."""
+    naive = (
+        "SELECT Actg_Period, count(*) AS lines, fmt_money(sum(greatest(Net_Debit, 0))) AS debits, "
+        "fmt_money(sum(greatest(-Net_Debit, 0))) AS credits, count(*) FILTER (WHERE Account_Id IS NULL) AS unmapped "
+        "FROM journal_lines GROUP BY ALL ORDER BY 1"
+    )
+    totals = con.execute(JOURNAL_TOTALS).fetchall()
+    assert totals == con.execute(naive).fetchall()
+    assert {p for p, *_ in totals} >= {202501, 202502, 202503}  # frozen periods and open ones
+    con.execute("BEGIN TRANSACTION")
+    try:
+        con.execute("UPDATE journal_line_accounts SET revenue_account = NULL, deferred_expense_account = NULL "
+                    "WHERE line_no % 3 = 0")
+        unmapped = con.execute(JOURNAL_TOTALS).fetchall()
+        assert unmapped == con.execute(naive).fetchall()
+        assert sum(u for *_, u in unmapped) > 0
+    finally:
+        con.execute("ROLLBACK")

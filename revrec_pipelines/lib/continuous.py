@@ -67,7 +67,7 @@ class ContinuousResult:
     files: list[str] = field(default_factory=list)
     items_by_type: dict[str, int] = field(default_factory=dict)  # (type, item) pairs written, tombstones included
     rows_by_type: dict[str, int] = field(default_factory=dict)  # rows written per file, tombstones included
-    slices_by_type: dict[str, int] = field(default_factory=dict)  # files written in more than one period slice
+    slices_by_type: dict[str, int] = field(default_factory=dict)  # period slices of the files written in several
     tombstones: int = 0
     candidates: int = 0
 
@@ -273,8 +273,8 @@ def _drop_temporary(con) -> None:
 def _slice_bounds(con, export_type: str, share: float, limit: int) -> list[int]:
     """Where to cut the type's file into period slices (exports.period_slice_bounds), from the rows every line
     has per period scaled by the share of lines whose rows go out; none when the file is expected to hold no
-    more than `limit` rows. The count of a table's rows is read from its metadata: only a run expected to
-    write a large file counts its rows per period."""
+    more than `limit` rows. Both counts read one integer column (0.02–0.09 s at a million lines), and only a
+    run expected to write a large file groups it by period."""
     source = _ROWS_BY_PERIOD.get(export_type)
     if source is None:
         return []

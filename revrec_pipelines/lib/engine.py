@@ -42,6 +42,9 @@ class StepResult:
 # Tables served as views over narrower helper tables (see their SQL); a warehouse computed by an earlier
 # version holds a base table of that name, which the view replaces.
 VIEWS = ("line_series", "line_periods", "journal_lines")
+# The account types of journal_line_nets' columns (<type>_net) and journal_line_accounts' (<type>_account).
+JOURNAL_NETS = ("contra_revenue", "revenue", "deferred_revenue", "unbilled_receivable", "deferred_expense",
+                "expense_clearing", "expense_recognized")
 # Row counts read from the stored rows, where the view's count would assemble every row to count it:
 # line_periods is the frozen rows plus one row per stored open row (the join with its line is one to one),
 # and so are the analysts' views that show every line_periods row; revenue_backlog shows those with a
@@ -60,19 +63,12 @@ ROW_COUNTS = {
         "SELECT (SELECT count(*) FROM frozen_line_periods WHERE Ending_Backlog IS NOT NULL) "
         "+ (SELECT count(*) FROM line_period_amounts WHERE backlog IS NOT NULL)"
     ),
-    # journal_lines: the frozen lines plus, per open row, its non-zero nets of the seven account types
-    # (sql/revrec/journal_lines.sql; each open row has exactly one journal_line_accounts row); the beginning
-    # home position is derived as open_line_period_rows (sql/revrec/line_periods.sql) derives it, without the join
+    # journal_lines: the frozen lines plus, per open row, its non-zero nets of the seven account types, read
+    # from the nets alone (sql/revrec/journal_lines.sql; each open row joins exactly one line and its accounts)
     "journal_lines": (
         "SELECT (SELECT count(*) FROM frozen_journal_lines) + (SELECT coalesce(sum("
-        "CAST(billing_home + fx_home + adjustment_home <> 0 AS INTEGER) "
-        "+ CAST(revenue_home <> 0 AS INTEGER) "
-        "+ CAST(greatest(position_home, 0) <> greatest(prev_position_home, 0) AS INTEGER) "
-        "+ CAST(greatest(-position_home, 0) <> greatest(-prev_position_home, 0) AS INTEGER) "
-        "+ CAST(commissions_home <> amortization_home AS INTEGER) "
-        "+ CAST(commissions_home <> 0 AS INTEGER) + CAST(amortization_home <> 0 AS INTEGER)), 0) "
-        "FROM (SELECT *, CAST(position_home AS HUGEINT) - (CAST(billing_home AS HUGEINT) + fx_home - revenue_home) "
-        "- adjustment_home AS prev_position_home FROM line_period_amounts))"
+        + " + ".join(f"CAST({n}_net <> 0 AS INTEGER)" for n in JOURNAL_NETS)
+        + "), 0) FROM journal_line_nets)"
     ),
 }
 

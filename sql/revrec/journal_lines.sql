@@ -40,23 +40,37 @@ SELECT l.line_no, a.* EXCLUDE (Subsidiary_Id)
 FROM line_period_lines l
 JOIN by_subsidiary a ON a.Subsidiary_Id IS NOT DISTINCT FROM l.Subsidiary_Id;
 
+-- The seven nets of each open row (home currency, debit positive), one column per account type, from its
+-- amounts alone: the balances as open_line_period_rows (sql/revrec/line_periods.sql) derives them, the
+-- position before the period being the position after it less its flows and adjustment. journal_lines names
+-- them by account; the row count and the totals per period (lib/engine.py, the asset's metadata) sum them
+-- without assembling a row.
+CREATE OR REPLACE VIEW journal_line_nets AS
+SELECT line_no, Actg_Period,
+       CAST(CAST(billing_home AS HUGEINT) + fx_home + adjustment_home AS BIGINT) AS contra_revenue_net,
+       CAST(-CAST(revenue_home AS HUGEINT) AS BIGINT) AS revenue_net,
+       CAST(-(greatest(position, 0) - greatest(prev_position, 0)) AS BIGINT) AS deferred_revenue_net,
+       CAST(greatest(-position, 0) - greatest(-prev_position, 0) AS BIGINT) AS unbilled_receivable_net,
+       CAST(CAST(commissions_home AS HUGEINT) - amortization_home AS BIGINT) AS deferred_expense_net,
+       CAST(-CAST(commissions_home AS HUGEINT) AS BIGINT) AS expense_clearing_net,
+       CAST(amortization_home AS BIGINT) AS expense_recognized_net
+FROM (SELECT line_no, Actg_Period, billing_home, fx_home, adjustment_home, revenue_home, commissions_home,
+             amortization_home, CAST(position_home AS HUGEINT) AS position,
+             CAST(position_home AS HUGEINT) - (CAST(billing_home AS HUGEINT) + fx_home - revenue_home)
+                 - adjustment_home AS prev_position
+      FROM line_period_amounts);
+
 -- The seven nets of a row are unnested as plain numbers and named after the zero ones are dropped (about
 -- two of seven remain): cheaper than unnesting seven named structs per row.
 CREATE OR REPLACE VIEW journal_lines AS
 WITH nets AS (
-    SELECT o.Actg_Period, o.Sales_Order_Id, o.Sales_Order_Item_Id, o.Product_Id, o.Customer_Id, o.Class, o.Location,
-           o.Department, o.Subsidiary_Id, o.Home_Currency, a.* EXCLUDE (line_no),
+    SELECT n.Actg_Period, l.Sales_Order_Id, l.Sales_Order_Item_Id, l.Product_Id, l.Customer_Id, l.Class, l.Location,
+           l.Department, l.Subsidiary_Id, l.Home_Currency, a.* EXCLUDE (line_no),
            unnest(range(1, 8)) AS k,
-           unnest([
-               CAST(New_Billing_Home + Foreign_Currency_Change_Home + Adjustment_Home AS BIGINT),  -- Contra Revenue
-               CAST(-Revenue_Home AS BIGINT),                                                     -- Revenue
-               CAST(-(Ending_Unearned_Home - Beginning_Unearned_Home) AS BIGINT),                 -- Deferred Revenue
-               CAST(Ending_Unbilled_Home - Beginning_Unbilled_Home AS BIGINT),                    -- Unbilled Receivable
-               CAST(New_Commissions_Home - Commission_Amortization_Home AS BIGINT),               -- Deferred Expense
-               CAST(-New_Commissions_Home AS BIGINT),                                             -- Expense Clearing
-               CAST(Commission_Amortization_Home AS BIGINT)                                       -- Expense Recognized
-           ]) AS n
-    FROM open_line_periods o
+           unnest([n.contra_revenue_net, n.revenue_net, n.deferred_revenue_net, n.unbilled_receivable_net,
+                   n.deferred_expense_net, n.expense_clearing_net, n.expense_recognized_net]) AS n
+    FROM journal_line_nets n
+    JOIN line_period_lines l USING (line_no)
     JOIN journal_line_accounts a USING (line_no)
 ),
 open_lines AS (

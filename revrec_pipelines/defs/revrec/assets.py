@@ -32,6 +32,27 @@ PERIOD_TOTALS = (
     "fmt_money(sum(New_Billing_Home)) AS billing_home, fmt_money(sum(Ending_Unearned_Home)) AS deferred_home, "
     "fmt_money(sum(Ending_Unbilled_Home)) AS unbilled_home FROM line_periods GROUP BY ALL ORDER BY 1"
 )
+# Per period: journal lines, debits, credits and lines without an Account_Id. The open periods' are summed from
+# each row's seven nets (journal_line_nets; a line is a non-zero net) and whether its accounts are mapped,
+# without assembling the lines (at a million lines 2.4–2.5 s, against 4.0–4.9 s through the journal_lines view).
+_NETS = engine.JOURNAL_NETS
+JOURNAL_TOTALS = (
+    "SELECT Actg_Period, sum(lines) AS lines, fmt_money(sum(debits)) AS debits, fmt_money(sum(credits)) AS credits, "
+    "sum(unmapped) AS unmapped FROM ("
+    "SELECT Actg_Period, count(*) AS lines, sum(greatest(Net_Debit, 0)) AS debits, "
+    "sum(greatest(-Net_Debit, 0)) AS credits, count(*) FILTER (WHERE Account_Id IS NULL) AS unmapped "
+    "FROM frozen_journal_lines GROUP BY ALL "
+    "UNION ALL SELECT Actg_Period, "
+    "sum(" + " + ".join(f"CAST({n}_net <> 0 AS INTEGER)" for n in _NETS) + "), "
+    "sum(" + " + ".join(f"greatest({n}_net, 0)" for n in _NETS) + "), "
+    "sum(" + " + ".join(f"greatest(-{n}_net, 0)" for n in _NETS) + "), "
+    "sum(" + " + ".join(f"CAST({n}_net <> 0 AND {n}_unmapped AS INTEGER)" for n in _NETS) + ") "
+    "FROM journal_line_nets JOIN (SELECT line_no, "
+    + ", ".join(f"{n}_account IS NULL AS {n}_unmapped" for n in _NETS)
+    + " FROM journal_line_accounts) USING (line_no) GROUP BY ALL"
+    ") GROUP BY ALL ORDER BY 1"
+)
+
 
 @dataclass(frozen=True)
 class TableAsset:
@@ -91,11 +112,7 @@ TABLES: tuple[TableAsset, ...] = (
         "Journal lines in home currency: per line, period and account type the net debit (positive) or credit "
         "(negative), with Account_Id from account_mappings, Class and Link_Id.",
         preview_order="Actg_Period, Sales_Order_Id, Sales_Order_Item_Id, Account_Type",
-        totals_by_period=(
-            "SELECT Actg_Period, count(*) AS lines, fmt_money(sum(greatest(Net_Debit, 0))) AS debits, "
-            "fmt_money(sum(greatest(-Net_Debit, 0))) AS credits, count(*) FILTER (WHERE Account_Id IS NULL) AS unmapped "
-            "FROM journal_lines GROUP BY ALL ORDER BY 1"
-        ),
+        totals_by_period=JOURNAL_TOTALS,
     ),
     TableAsset(
         "invoice_register", ("line_periods",),
