@@ -49,8 +49,9 @@ HASH_SCHEME = 2
 LINE_PERIOD_TYPES = {"unearned_revenue_rollforward", "revenue", "deferred_revenue_balance", "expenses", "revenue_backlog"}
 # A file expected to hold more rows than this is written in slices of periods, each sorted on its own
 # (copy_rows_in_period_slices): at a million lines, sorting a first run's 16M rollforward rows at once spilled
-# to disk and took 42 s of its 55; in slices of 4M rows the file took 38 s (BENCHMARKS.md, session 7).
-SLICE_ROWS = 4_000_000
+# to disk and took 42 s of its 55. The whole first run took 137 s; in slices of 2M rows 96.5 s at a peak RSS of
+# 2.1 GB, in slices of 4M rows 89.9 s at 3.2 GB, past the 2.7 GiB memory limit (BENCHMARKS.md, session 7).
+SLICE_ROWS = 2_000_000
 # Per type, the rows of each period every line would have (the tables behind the type's rows); the orders
 # rows of a run all carry one period and are never sliced.
 _LINE_PERIOD_ROWS = "SELECT Actg_Period FROM line_period_amounts UNION ALL SELECT Actg_Period FROM frozen_line_periods"
