@@ -266,8 +266,16 @@ def test_the_first_run_writes_the_same_files_as_a_run_that_compares_with_a_state
     assert any(name.startswith("continuousexport-journals-") for name in _files(tmp_path / "fast"))
     # the same first run, each large file written in slices of periods: the same bytes
     sliced = warehouse.connect(tmp_path / "w3.duckdb")
-    result = _export(sliced, tmp_path / "sliced", export_timestamp="2026-01-01T00:00:00Z", slice_rows=25)
+    messages: list[str] = []
+    result = _export(sliced, tmp_path / "sliced", export_timestamp="2026-01-01T00:00:00Z", slice_rows=25,
+                     progress=messages.append)
     sliced.close()
+    # the run says what it writes, file by file
+    rollforward = result.rows_by_type["unearned_revenue_rollforward"]
+    assert rollforward == len(_read(tmp_path / "sliced" / "continuousexport-unearned_revenue_rollforward-000001.csv"))
+    assert (f"continuousexport-unearned_revenue_rollforward-000001.csv: {rollforward:,} rows of "
+            f"{result.items_by_type['unearned_revenue_rollforward']:,} line(s) written") in messages
+    assert f"unearned_revenue_rollforward: writing {result.slices_by_type['unearned_revenue_rollforward']} slices of periods" in messages
     assert result.slices_by_type["unearned_revenue_rollforward"] > 2
     assert result.slices_by_type["journals"] == 2  # two closed periods: journals go out for those only
     assert result.slices_by_type["invoices"] > 2

@@ -238,6 +238,7 @@ def run_continuous_export(
             destination.write_file(name, Path(tmp) / name)
             result.files.append(name)
             result.items_by_type[export_type] = changes[export_type]
+            progress(f"{name}: {result.rows_by_type[export_type]:,} rows of {changes[export_type]:,} line(s) written")
         name = f"continuousexport-control-{version:06d}.csv"
         (Path(tmp) / name).write_text(
             f"Closed_Period,Export_Timestamp,Version\n{'' if closed is None else closed},{stamp},{version}\n", encoding="utf-8"
