@@ -468,3 +468,23 @@ def test_period_slices_of_a_small_file_are_none():
     assert exports.period_slice_bounds([(202501, 3), (202502, 2)], 5) == []
     assert exports.period_slice_bounds([(202501, 3), (202502, 3)], 5) == [202501]
     assert exports.period_slice_bounds([(202501, 9), (202502, 1), (202503, 1)], 5) == [202501]
+
+
+def test_a_slice_is_appended_by_reading_where_the_kernel_cannot_copy(tmp_path):
+    """copy_file_range cannot write into a pipe: the part's bytes are then appended by reading them."""
+    import os
+
+    part = tmp_path / "part"
+    part.write_bytes(b"Actg_Period,Revenue\n202501,1.00\n" * 100)
+    read_end, write_end = os.pipe()
+    try:
+        exports._append_file(write_end, part)
+        os.close(write_end)
+        write_end = None
+        with os.fdopen(read_end, "rb") as pipe:
+            read_end = None
+            assert pipe.read() == part.read_bytes()
+    finally:
+        for fd in (read_end, write_end):
+            if fd is not None:
+                os.close(fd)

@@ -52,11 +52,11 @@ def file_query(export_query: str, extra_columns: str = "") -> str:
     )
 
 
-def copy_query_to_csv(con: duckdb.DuckDBPyConnection, query: str, path: Path) -> int:
+def copy_query_to_csv(con: duckdb.DuckDBPyConnection, query: str, path: Path, header: bool = True) -> int:
     """Write the query's rows to `path` as CSV; returns the number of rows written (COPY's own count: a
     quoted value may hold a line break, so the file's lines are not its rows)."""
     return con.execute(
-        f"COPY ({query}) TO '{path.as_posix()}' (FORMAT csv, HEADER, DELIMITER ',', QUOTE '\"')"
+        f"COPY ({query}) TO '{path.as_posix()}' (FORMAT csv, HEADER {str(header).lower()}, DELIMITER ',', QUOTE '\"')"
     ).fetchall()[0][0]
 
 
@@ -112,6 +112,7 @@ def copy_rows_in_period_slices(
     limits = [f"_s0 IS NULL OR _s0 <= {bounds[0]}"]
     limits += [f"_s0 > {lo} AND _s0 <= {hi}" for lo, hi in itertools.pairwise(bounds)]
     limits.append(f"_s0 > {bounds[-1]}")
+
     def append(part: Path) -> None:
         _append_file(out, part)
         part.unlink()
@@ -124,10 +125,9 @@ def copy_rows_in_period_slices(
         with ThreadPoolExecutor(max_workers=1, thread_name_prefix="revrec-append") as appender:
             for i, where in enumerate(limits):
                 part = path.with_name(f"{path.name}.part{i}")
-                written += con.execute(
-                    f"COPY ({file_query(f'SELECT * FROM ({rows_query}) WHERE {where}')}) TO '{part.as_posix()}' "
-                    f"(FORMAT csv, HEADER {'true' if i == 0 else 'false'}, DELIMITER ',', QUOTE '\"')"
-                ).fetchall()[0][0]
+                written += copy_query_to_csv(
+                    con, file_query(f"SELECT * FROM ({rows_query}) WHERE {where}"), part, header=i == 0
+                )
                 if appending is not None:
                     appending.result()
                 appending = appender.submit(append, part)
