@@ -59,10 +59,13 @@ def table_metadata(
     preview_order: str | None = None,
     totals_by_period: str | None = None,
     extra: dict[str, object] | None = None,
+    rows: int | None = None,
 ) -> dict[str, object]:
-    """Row count, column schema, a Markdown preview and (optionally) totals per period of `table`."""
-    # a view's count comes from the rows it is assembled from where that is cheaper (lib/engine.py ROW_COUNTS)
-    rows = con.execute(ROW_COUNTS.get(table, f"SELECT count(*) FROM {table}")).fetchall()[0][0]
+    """Row count, column schema, a Markdown preview and (optionally) totals per period of `table`. `rows`: the
+    count the caller already has (the engine's step counts its table), else it is counted here."""
+    if rows is None:
+        # a view's count comes from the rows it is assembled from where that is cheaper (lib/engine.py ROW_COUNTS)
+        rows = con.execute(ROW_COUNTS.get(table, f"SELECT count(*) FROM {table}")).fetchall()[0][0]
     md: dict[str, object] = {
         "dagster/row_count": dg.MetadataValue.int(int(rows)),
         "dagster/column_schema": column_schema(con, table),

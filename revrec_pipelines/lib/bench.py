@@ -155,10 +155,11 @@ def run_bench(lines: int, seed: int = 1, workdir: Path | None = None, print_fn: 
         ).fetchall()[0]
         print_fn(f"machine: {machine()}; DuckDB {duckdb.__version__}, threads={threads_used}, memory_limit={limit_used}")
         stages = []
+        counted: dict[str, int] = {}  # the rows each compute step counted, handed to the metadata as a run does
         runs = [
             lambda: _import_stage(con, base),
-            lambda: _compute_stage(con),
-            lambda: _metadata_stage(con),
+            lambda: _compute_stage(con, counted),
+            lambda: _metadata_stage(con, counted),
             lambda: _close_stage(con, out),
             lambda: _baseline_stage(con, BASELINE, BASELINE_SQL, "bench_baseline"),
             lambda: _baseline_stage(con, BASELINE_WIDE, BASELINE_WIDE_SQL, "bench_baseline_wide"),
@@ -182,13 +183,10 @@ def _import(con: duckdb.DuckDBPyConnection, folder: Path) -> int:
     return sum(o.rows_read for o in report.outcomes)
 
 
-def _compute(con: duckdb.DuckDBPyConnection, clock: _Clock) -> None:
-    for step, _table in engine.STEPS:
-        clock.part(step, lambda step=step: engine.run_step(con, step, HOME_CURRENCY))
-
-
-def _line_periods(con: duckdb.DuckDBPyConnection) -> int:
-    return con.execute(engine.ROW_COUNTS["line_periods"]).fetchall()[0][0]
+def _compute(con: duckdb.DuckDBPyConnection, clock: _Clock) -> dict[str, int]:
+    """Run every step; returns the rows each step counted in its table, as the assets hand them to their metadata."""
+    results = [clock.part(step, lambda step=step: engine.run_step(con, step, HOME_CURRENCY)) for step, _t in engine.STEPS]
+    return {r.table: r.rows for r in results}
 
 
 def _checkpoint(con: duckdb.DuckDBPyConnection) -> None:
@@ -204,21 +202,21 @@ def _import_stage(con: duckdb.DuckDBPyConnection, base: Path) -> Stage:
     return clock.stop(rows)
 
 
-def _compute_stage(con: duckdb.DuckDBPyConnection) -> Stage:
+def _compute_stage(con: duckdb.DuckDBPyConnection, counted: dict[str, int]) -> Stage:
     clock = _Clock("compute")
-    _compute(con, clock)
+    counted.update(_compute(con, clock))
     clock.part("checkpoint", lambda: _checkpoint(con))
-    return clock.stop(_line_periods(con))
+    return clock.stop(counted["line_periods"])
 
 
-def _metadata_stage(con: duckdb.DuckDBPyConnection) -> Stage:
+def _metadata_stage(con: duckdb.DuckDBPyConnection, counted: dict[str, int]) -> Stage:
     # the Dagster layer's own function, so that the figure is what a run shows (imported here: the rest of the
     # bench needs only the library)
     from revrec_pipelines.defs.revrec.assets import TABLES, asset_metadata
 
     clock = _Clock(METADATA)
     for spec in TABLES:
-        clock.part(spec.name, lambda spec=spec: asset_metadata(con, spec))
+        clock.part(spec.name, lambda spec=spec: asset_metadata(con, spec, rows=counted[spec.name]))
     return clock.stop(len(TABLES))
 
 

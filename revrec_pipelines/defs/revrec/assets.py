@@ -171,21 +171,26 @@ def _build(spec: TableAsset) -> dg.AssetsDefinition:
             context.log.info(f"{spec.name}: {result.rows:,} rows in {result.seconds:.2f}s")
             if spec.name == "held_lines" and result.rows:
                 context.log.warning(f"{result.rows} line(s) held for missing exchange rates: see held_lines")
-            metadata = asset_metadata(con, spec, {"seconds": dg.MetadataValue.float(round(result.seconds, 3))})
+            metadata = asset_metadata(
+                con, spec, {"seconds": dg.MetadataValue.float(round(result.seconds, 3))}, rows=result.rows
+            )
         return dg.MaterializeResult(metadata=metadata)
 
     return _asset
 
 
-def asset_metadata(con, spec: TableAsset, extra: dict[str, object] | None = None) -> dict[str, object]:
-    """What the table's asset shows in the UI after its step (`revrec bench` times it for every table)."""
+def asset_metadata(
+    con, spec: TableAsset, extra: dict[str, object] | None = None, rows: int | None = None
+) -> dict[str, object]:
+    """What the table's asset shows in the UI after its step, given the rows the step counted (`revrec bench`
+    times it for every table)."""
     extra = dict(extra or {})
     if spec.name in ("line_periods", "revenue_waterfall", "unearned_revenue_rollforward"):
         # revenue and deferred balance by period (home currency), as a bar chart the UI renders
         extra["chart"] = markdown_table(con, CHART)
     return table_metadata(
         con, spec.name, preview_order=spec.preview_order,
-        totals_by_period=spec.totals_by_period or VIEW_TOTALS.get(spec.name), extra=extra,
+        totals_by_period=spec.totals_by_period or VIEW_TOTALS.get(spec.name), extra=extra, rows=rows,
     )
 
 
