@@ -22,6 +22,7 @@ from pathlib import Path
 import duckdb
 
 from revrec_pipelines.lib import sql
+from revrec_pipelines.lib.engine import ROW_COUNTS, ROWS_BY_PERIOD
 from revrec_pipelines.lib.exports import (
     KEY_COLUMNS,
     copy_rows_in_period_slices,
@@ -52,13 +53,16 @@ LINE_PERIOD_TYPES = {"unearned_revenue_rollforward", "revenue", "deferred_revenu
 # to disk and took 42 s of its 55. The whole first run took 137 s; in slices of 2M rows 96.5 s at a peak RSS of
 # 2.1 GB, in slices of 4M rows 89.9 s at 3.2 GB, past the 2.7 GiB memory limit (BENCHMARKS.md, session 7).
 SLICE_ROWS = 2_000_000
-# Per type, the rows of each period every line would have (the tables behind the type's rows); the orders
-# rows of a run all carry one period and are never sliced.
-_LINE_PERIOD_ROWS = "SELECT Actg_Period FROM line_period_amounts UNION ALL SELECT Actg_Period FROM frozen_line_periods"
-_ROWS_BY_PERIOD = {
-    **dict.fromkeys(LINE_PERIOD_TYPES, _LINE_PERIOD_ROWS),
-    "journals": "SELECT Actg_Period FROM frozen_journal_lines",  # journals go out for closed periods only
-    "invoices": "SELECT Actg_Period FROM invoice_register",
+# Per type, (all its rows, its rows per period) for every line, counted from the tables behind them (the
+# line-period types as lib/engine.py counts line_periods); the orders rows of a run all carry one period and
+# are never sliced.
+_ROWS_OF_TYPE = {
+    **dict.fromkeys(LINE_PERIOD_TYPES, (ROW_COUNTS["line_periods"], ROWS_BY_PERIOD["line_periods"])),
+    # journals go out for closed periods only
+    "journals": ("SELECT count(*) FROM frozen_journal_lines",
+                 "SELECT Actg_Period, count(*) AS n FROM frozen_journal_lines GROUP BY ALL"),
+    "invoices": ("SELECT count(*) FROM invoice_register",
+                 "SELECT Actg_Period, count(*) AS n FROM invoice_register GROUP BY ALL"),
 }
 
 
@@ -275,15 +279,15 @@ def _drop_temporary(con) -> None:
 def _slice_bounds(con, export_type: str, share: float, limit: int) -> list[int]:
     """Where to cut the type's file into period slices (exports.period_slice_bounds), from the rows every line
     has per period scaled by the share of lines whose rows go out; none when the file is expected to hold no
-    more than `limit` rows. Both counts read one integer column (0.02–0.09 s at a million lines), and only a
-    run expected to write a large file groups it by period."""
-    source = _ROWS_BY_PERIOD.get(export_type)
-    if source is None:
+    more than `limit` rows. The total is cheap (counts of whole tables); only a run expected to write a large
+    file counts the rows per period (0.07–0.09 s at a million lines)."""
+    if export_type not in _ROWS_OF_TYPE:
         return []
+    total, by_period = _ROWS_OF_TYPE[export_type]
     share = min(1.0, share)
-    if _scalar(con, f"SELECT count(*) FROM ({source})") * share <= limit:
+    if _scalar(con, total) * share <= limit:
         return []
-    counts = con.execute(f"SELECT Actg_Period, count(*) FROM ({source}) GROUP BY ALL ORDER BY 1").fetchall()
+    counts = con.execute(f"SELECT Actg_Period, n FROM ({by_period}) ORDER BY 1").fetchall()
     return period_slice_bounds([(p, math.ceil(n * share)) for p, n in counts], limit)
 
 

@@ -75,7 +75,8 @@ ROW_COUNTS = {
 
 # Rows per period of the tables whose rows are keyed first by period and assembled by a view, counted from the
 # rows they are assembled from: an asset's preview (the first rows by period) reads only the periods that hold
-# them (defs/metadata.py). The counts need not be exact: they only choose where the preview's query stops.
+# them (defs/metadata.py), and the continuous export cuts a large file into slices of periods (lib/continuous.py).
+# Neither needs the counts exact: they only choose where a query stops.
 _LINE_PERIOD_ROWS_BY_PERIOD = (
     "SELECT Actg_Period, count(*) AS n FROM (SELECT Actg_Period FROM frozen_line_periods "
     "UNION ALL SELECT Actg_Period FROM line_period_amounts) GROUP BY ALL"
