@@ -107,11 +107,13 @@ def test_replaying_every_version_rebuilds_the_current_tables(tmp_path, seed):
     _import(con, mods)  # modifications, cancellations, late invoices, new lines, moved rates
     assert _export(con, out).version == 3
     assert_replay_equals_current(con, out)
+    assert_one_state_row_per_item_and_type(con)
     close.reopen_period(con, 202502, home_currency=HOME, actor="t")
     close.close_period(con, 202502, home_currency=HOME, actor="t")
     close.close_period(con, 202503, home_currency=HOME, actor="t")
     assert _export(con, out).version == 4
     assert_replay_equals_current(con, out)
+    assert_one_state_row_per_item_and_type(con)
     control = _read(out / "continuousexport-control-000004.csv")
     assert control[0]["Closed_Period"] == "202503" and control[0]["Version"] == "4"
     assert control[0]["Export_Timestamp"].endswith("Z") and "T" in control[0]["Export_Timestamp"]
@@ -209,15 +211,33 @@ def test_a_crash_between_writing_and_recording_repeats_no_version_and_loses_none
     def crash(version: int) -> None:
         raise RuntimeError(f"killed after writing version {version}")
 
+    before = _export_state(con)
     with pytest.raises(RuntimeError, match="version 2"):
         _export(con, out, after_files_written=crash)
     assert con.execute("SELECT max(version) FROM continuous_export_runs").fetchall()[0][0] == 1
+    # the run was one transaction: nothing of it stays, not even its reads' temporary tables
+    assert _export_state(con) == before
+    assert not con.execute("SELECT table_name FROM duckdb_tables() WHERE temporary").fetchall()
     recovered = _export(con, out)
     assert recovered.version == 2  # the same number again: no gap, no duplicate
     assert con.execute("SELECT list(version ORDER BY version) FROM continuous_export_runs").fetchall()[0][0] == [1, 2]
     assert_replay_equals_current(con, out)
     assert _export(con, out).version is None
     con.close()
+
+
+def _export_state(con) -> dict[str, list[tuple]]:
+    return {
+        table: con.execute(f"SELECT * FROM {table} ORDER BY ALL").fetchall()
+        for table in ("continuous_export_state", "continuous_export_runs", "continuous_export_watermark")
+    }
+
+
+def assert_one_state_row_per_item_and_type(con) -> None:
+    rows, keys = con.execute(
+        "SELECT count(*), count(DISTINCT (export_type, Sales_Order_Item_Id)) FROM continuous_export_state"
+    ).fetchall()[0]
+    assert rows == keys > 0
 
 
 def _files(folder: Path) -> dict[str, bytes]:
@@ -368,7 +388,8 @@ def test_a_warehouse_whose_state_table_has_the_old_primary_key_is_rebuilt_withou
     assert keys == 0
     assert con.execute("SELECT * FROM continuous_export_state").fetchall() == [("revenue", "L-1", "SO-1", 3, 42, False)]
     con.execute("CREATE TEMP TABLE ce_changes AS SELECT 'revenue' AS export_type, 'L-1' AS Sales_Order_Item_Id, "
-                "'SO-1' AS Sales_Order_Id, CAST(7 AS HUGEINT) AS content_hash, false AS tombstone")
+                "'SO-1' AS Sales_Order_Id, CAST(7 AS HUGEINT) AS content_hash, false AS tombstone, "
+                "(SELECT rowid FROM continuous_export_state) AS state_row")
     sql.run_file(con, "continuous/record_state", version=4)
     assert con.execute("SELECT version, content_hash FROM continuous_export_state").fetchall() == [(4, 7)]
     con.close()

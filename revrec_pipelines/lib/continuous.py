@@ -4,15 +4,16 @@ Each run that finds a change gets the next Version and writes, per type, every r
 contract line whose rows of that type changed since they were last exported, plus `Version`; a line whose
 rows vanished (held, or now all zero) gets one tombstone row. Candidates come from what changed in the
 inputs since the last run (lines, invoices, usage, commissions, rates, products, customers, mappings,
-closes); a checksum of each candidate's rows confirms a real change. Files are written first and the
-state is recorded afterwards in one transaction, so a crash in between rewrites the same Version on the
-next run: no version is lost or repeated.
+closes); a checksum of each candidate's rows confirms a real change. A run is one transaction: it reads
+the state, writes the files and then records the state, so a crash before the end rewrites the same Version
+on the next run: no version is lost or repeated.
 """
 
 from __future__ import annotations
 
 import json
 import math
+import re
 import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -120,7 +121,9 @@ def _export_sources(con) -> dict[str, str]:
 
     The five line-period types read the frozen rows and the open rows of the candidates' line numbers
     (ce_line_nos, from candidates.sql) — every line's, unfiltered, when every line is a candidate. A
-    change-sized run first cuts the tables it reads to the candidates' rows, as temporary tables: both narrow
+    change-sized run first cuts the tables it reads to the candidates' rows, as temporary tables: the frozen
+    rows (ce_frozen: they grow by every line's rows at each close, and ten passes read them; only the
+    columns the five types' queries name, `_frozen_columns`), both narrow
     line-period tables (ce_amounts and ce_lines, so that each type's query joins only those rows rather than
     every line's, the view's join), the invoice register (ce_invoices) and the orders (ce_orders). The change
     test and the file of a type then read the cut instead of scanning the whole table twice."""
@@ -129,8 +132,10 @@ def _export_sources(con) -> dict[str, str]:
         con, "SELECT (SELECT count(*) FROM ce_line_nos) = (SELECT count(*) FROM line_period_lines)"
     )
     open_rows = "SELECT * EXCLUDE (line_no) FROM open_line_periods"
+    frozen_rows = f"SELECT * FROM frozen_line_periods WHERE {CANDIDATE}"
     if not every_line:
         cuts = {
+            "ce_frozen": f"SELECT {', '.join(_frozen_columns(con))} FROM frozen_line_periods WHERE {CANDIDATE}",
             "ce_amounts": "SELECT * FROM line_period_amounts WHERE line_no IN (SELECT line_no FROM ce_line_nos)",
             "ce_lines": "SELECT * FROM line_period_lines WHERE line_no IN (SELECT line_no FROM ce_line_nos)",
             "ce_invoices": f"SELECT * FROM {sources['invoices']}",
@@ -139,9 +144,19 @@ def _export_sources(con) -> dict[str, str]:
         for table, query in cuts.items():
             con.execute(f"CREATE OR REPLACE TEMP TABLE {table} AS {query}")
         open_rows = "SELECT * EXCLUDE (line_no) FROM open_line_period_rows('ce_amounts', 'ce_lines')"
+        frozen_rows = "SELECT * FROM ce_frozen"
         sources = {**sources, "invoices": "(SELECT * FROM ce_invoices)", "orders": "(SELECT * FROM ce_orders)"}
-    line_periods = f"(SELECT * FROM frozen_line_periods WHERE {CANDIDATE} UNION ALL BY NAME {open_rows})"
+    line_periods = f"({frozen_rows} UNION ALL BY NAME {open_rows})"
     return {**sources, **dict.fromkeys(LINE_PERIOD_TYPES, line_periods)}
+
+
+def _frozen_columns(con) -> list[str]:
+    """The columns of frozen_line_periods that the five line-period types' export queries name (their text names
+    every column they read; a name in a comment costs a column, never drops one). At a year of closes a cut of
+    these 26 of its 44 columns took 0.65–0.95 s, of all of them 0.97–1.46 s (BENCHMARKS.md, session 8)."""
+    text = "\n".join(sql.sql_text(f"exports/{export_type}") for export_type in sorted(LINE_PERIOD_TYPES))
+    names = [d[0] for d in con.execute("SELECT * FROM frozen_line_periods LIMIT 0").description]
+    return [name for name in names if re.search(rf"\b{name}\b", text)]
 
 
 def _changed_items(source: str, export_type: str) -> str:
@@ -174,7 +189,30 @@ def run_continuous_export(
     slice_rows: int = SLICE_ROWS,
 ) -> ContinuousResult:
     """One continuous export run. `after_files_written(version)` is a test hook between writing and recording;
-    `slice_rows`: the rows above which a file is written in period slices (SLICE_ROWS)."""
+    `slice_rows`: the rows above which a file is written in period slices (SLICE_ROWS).
+
+    The run is one transaction, from its first read of the export state to the state it records: the change
+    test notes the rowids of the state rows a version replaces, and they must still name those rows when it
+    is recorded. Anything that fails before the end rolls all of it back, temporary tables included."""
+    con.execute("BEGIN TRANSACTION")
+    try:
+        result = _run(con, destination, export_timestamp, after_files_written, progress, slice_rows)
+        _drop_temporary(con)
+        con.execute("COMMIT")
+    except BaseException:
+        con.execute("ROLLBACK")
+        raise
+    return result
+
+
+def _run(
+    con: duckdb.DuckDBPyConnection,
+    destination: ExportDestination,
+    export_timestamp: str | None,
+    after_files_written: Callable[[int], None] | None,
+    progress: Callable[[str], None],
+    slice_rows: int,
+) -> ContinuousResult:
     watermark = con.execute(
         "SELECT last_batch_id, close_events, hash_scheme FROM continuous_export_watermark WHERE id = 1"
     ).fetchall()
@@ -203,7 +241,7 @@ def run_continuous_export(
     columns: dict[str, list[str]] = {}
     con.execute(
         "CREATE OR REPLACE TEMP TABLE ce_changes (export_type VARCHAR, Sales_Order_Item_Id VARCHAR, Sales_Order_Id VARCHAR, "
-        "content_hash HUGEINT, tombstone BOOLEAN)"
+        "content_hash HUGEINT, tombstone BOOLEAN, state_row BIGINT)"
     )
     for export_type in EXPORT_TYPES:
         query = sql.render(f"exports/{export_type}", rows="true", source=sources[export_type])
@@ -214,7 +252,6 @@ def run_continuous_export(
         con.execute(sql.render("continuous/changes", export_type=export_type, rows=query))
     changes = dict(con.execute("SELECT export_type, count(*) FROM ce_changes GROUP BY ALL").fetchall())
     if not changes:
-        _drop_temporary(con)
         _record_watermark(con, current_batch, close_events)
         progress("no change since the last continuous export: no files written")
         return result
@@ -252,28 +289,23 @@ def run_continuous_export(
         result.files.append(name)
     if after_files_written is not None:
         after_files_written(version)
-    con.execute("BEGIN TRANSACTION")
-    try:
-        sql.run_file(con, "continuous/record_state", version=version)
-        con.execute(
-            "INSERT INTO continuous_export_runs VALUES (?, ?, ?, ?, ?, ?, ?)",
-            [version, datetime.now(), stamp, closed, sum(changes.values()), json.dumps(result.files), destination.uri],
-        )
-        _record_watermark(con, current_batch, close_events)
-        con.execute("COMMIT")
-    except BaseException:
-        con.execute("ROLLBACK")
-        raise
+    sql.run_file(con, "continuous/record_state", version=version)
+    con.execute(
+        "INSERT INTO continuous_export_runs VALUES (?, ?, ?, ?, ?, ?, ?)",
+        [version, datetime.now(), stamp, closed, sum(changes.values()), json.dumps(result.files), destination.uri],
+    )
+    _record_watermark(con, current_batch, close_events)
     result.version = version
     result.tombstones = _scalar(con, "SELECT count(*) FROM ce_changes WHERE tombstone")
-    _drop_temporary(con)
     progress(f"version {version}: {sum(changes.values()):,} (type, line) pair(s) in {len(result.files)} file(s)")
     return result
 
 
 def _drop_temporary(con) -> None:
     """The run's temporary tables (after a first run, a row per exported item and type) stop holding memory."""
-    for table in ("ce_candidates", "ce_line_nos", "ce_changes", "ce_amounts", "ce_lines", "ce_invoices", "ce_orders"):
+    for table in (
+        "ce_candidates", "ce_line_nos", "ce_changes", "ce_frozen", "ce_amounts", "ce_lines", "ce_invoices", "ce_orders"
+    ):
         con.execute(f"DROP TABLE IF EXISTS temp.main.{table}")
 
 
