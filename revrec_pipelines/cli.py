@@ -111,9 +111,11 @@ def cmd_bench(args) -> None:
 
     if not 0 < args.modified <= 1:
         sys.exit(f"--modified is the fraction of the lines the batch changes, above 0 and at most 1 (0.01 is 1%); got {args.modified}")
+    if args.closed < 1:
+        sys.exit(f"--closed is the number of periods closed before the continuous export, at least 1; got {args.closed}")
     s = _settings()
     run_bench(args.lines, args.seed, threads=s.duckdb_threads, memory_limit=s.duckdb_memory_limit,
-              continuous=not args.skip_continuous, modified=args.modified)
+              continuous=not args.skip_continuous, modified=args.modified, closed=args.closed)
 
 
 def cmd_export_continuous(_args) -> None:
@@ -189,6 +191,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="leave out the two continuous-export stages (e.g. for the 10M-line memory run)")
     s.add_argument("--modified", type=float, default=0.01, metavar="FRACTION",
                    help="fraction of the lines the modification batch changes (default 0.01: 1%%)")
+    s.add_argument("--closed", type=int, default=1, metavar="N",
+                   help="periods closed before the continuous export (default 1); those after the first are "
+                        "timed apart, not in the total: the export then runs over that much history")
     s.set_defaults(func=cmd_bench)
     return p
 

@@ -1,6 +1,8 @@
 """`revrec bench` runs every stage on generated data and reports it (a smoke test: speed is measured by
 the benchmark itself and recorded in BENCHMARKS.md, never asserted by a timed test)."""
 
+import pytest
+
 from revrec_pipelines.defs.revrec.assets import TABLES
 from revrec_pipelines.lib import engine, generator, importer, sources, warehouse
 from revrec_pipelines.lib.bench import (
@@ -8,6 +10,7 @@ from revrec_pipelines.lib.bench import (
     BASELINE_SQL,
     BASELINE_WIDE,
     BASELINE_WIDE_SQL,
+    HISTORY,
     HOME_CURRENCY,
     METADATA,
     run_bench,
@@ -65,7 +68,29 @@ def test_bench_takes_the_size_of_the_modification_batch(tmp_path):
     lines: list[str] = []
     stages = run_bench(200, seed=3, workdir=tmp_path, print_fn=lines.append, modified=0.25)
     assert "25% modification: import + compute + continuous export" in [s.name for s in stages]
-    assert " modified=25% continuous_export/compute=" in lines[-1]
+    assert " modified=25% closed=1 continuous_export/compute=" in lines[-1]
     # the batch the generator wrote changes about a quarter of the 200 lines (1% would be 2)
     changed = (tmp_path / "mods" / "sales_orders_mod.csv").read_text().count("\n") - 1
     assert changed >= 40
+
+
+def test_bench_closes_more_periods_before_the_continuous_export_when_asked(tmp_path):
+    """--closed N: the periods after the close stage's are closed in the history stage (outside the total), one
+    after another, so that the batch's continuous export runs over N closed periods."""
+    lines: list[str] = []
+    stages = run_bench(200, seed=3, workdir=tmp_path, print_fn=lines.append, closed=3)
+    names = [s.name for s in stages]
+    assert names.index(HISTORY) < names.index("first continuous export (every line)")
+    history = stages[names.index(HISTORY)]
+    first = int(stages[names.index("close + close-period export")].parts[0][0].split()[-1])
+    closes = [what for what, _s in history.parts if what.startswith("close ")]
+    assert closes == [f"close {first + 1}", f"close {first + 2}"]  # the generator's data starts in January
+    assert history.rows > 0  # frozen rows of all three periods
+    assert " closed=3 " in lines[-1]
+    control = (tmp_path / "out" / "continuousexport-control-000002.csv").read_text()
+    assert control.splitlines()[1].startswith(f"{first + 2},")
+
+
+def test_bench_refuses_to_close_the_modification_batchs_month(tmp_path):
+    with pytest.raises(ValueError, match="must stay open"):
+        run_bench(200, seed=3, workdir=tmp_path, print_fn=lambda _l: None, closed=400)

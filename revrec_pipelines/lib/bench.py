@@ -8,9 +8,12 @@ DuckDB connection opened like the warehouse's (lib/warehouse.py: thread count, m
 - compute: `engine.run_step` for every revrec asset, in the assets' order (the time of each step is shown);
 - close + close-period export: `close.close_period` of one period — the first one with data, the very
   first close — and `exports.write_close_exports` (the closed_periods and close_period_exports assets);
+- history (only with `--closed N`, N > 1; not in the total): the next N − 1 periods closed, so that the
+  continuous export below runs over a warehouse with that much history, as after months of production;
 - continuous export: the first run (every line goes out), then the modification batch (1% of the lines by
   default, `--modified`): its import, the recomputation and `continuous.run_continuous_export` (the
-  continuous_export asset). Runs with batches of other sizes show how the export's work follows the change.
+  continuous_export asset). Runs with batches of other sizes show how the export's work follows the change;
+  runs with more closed periods, that it does not grow with the history.
 
 - asset metadata: what each revrec asset adds to a Dagster run after its step for the UI (row count, preview,
   totals per period, chart: `asset_metadata` in defs/revrec/assets.py), timed per asset; not in the total.
@@ -35,11 +38,13 @@ import tempfile
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import date
 from pathlib import Path
 
 import duckdb
 
 from revrec_pipelines.lib import close, continuous, engine, exports, generator, importer, sources, warehouse
+from revrec_pipelines.lib.periods import next_period
 
 HOME_CURRENCY = "USD"  # the generator's home currency
 
@@ -94,6 +99,7 @@ WATERFALL_STEPS = ("line_series", "line_periods")
 BASELINE = "baseline generate_series + window"
 BASELINE_WIDE = "baseline generate_series + window, 19 columns"
 METADATA = "asset metadata (UI, after the compute; not in the total)"
+HISTORY = "history: more periods closed (not in the total)"
 
 
 @dataclass
@@ -138,15 +144,18 @@ class _Clock:
 
 def run_bench(lines: int, seed: int = 1, workdir: Path | None = None, print_fn: Callable[[str], None] = print,
               threads: int | None = None, memory_limit: str | None = None, continuous: bool = True,
-              modified: float = 0.01) -> list[Stage]:
+              modified: float = 0.01, closed: int = 1) -> list[Stage]:
     """Run every stage (without the two continuous-export stages when `continuous` is False: the 10M-line
     memory run) and print them and the summary line. `modified`: the fraction of the lines the modification
-    batch changes."""
+    batch changes; `closed`: the periods closed before the continuous export (the first one is the close stage,
+    in the total; the others the history stage, not in it)."""
+    if closed < 1:
+        raise ValueError(f"closed is the number of periods closed before the continuous export, at least 1; got {closed}")
     tmp = Path(workdir or tempfile.mkdtemp(prefix="revrec-bench-"))
     try:
         base, mods, out = tmp / "base", tmp / "mods", tmp / "out"
         g = generator.generate(base, lines=lines, seed=seed)
-        generator.generate_modifications(base, mods, fraction=modified, seed=seed + 1)
+        batch = generator.generate_modifications(base, mods, fraction=modified, seed=seed + 1)
         print_fn(f"generated {g.total_rows:,} input rows for {lines:,} order lines in {g.seconds:.1f}s ({tmp})")
         con = warehouse.connect(tmp / "w.duckdb", threads=threads or os.cpu_count(),
                                 memory_limit=memory_limit or warehouse.DEFAULT_MEMORY_LIMIT)
@@ -164,13 +173,15 @@ def run_bench(lines: int, seed: int = 1, workdir: Path | None = None, print_fn: 
             lambda: _baseline_stage(con, BASELINE, BASELINE_SQL, "bench_baseline"),
             lambda: _baseline_stage(con, BASELINE_WIDE, BASELINE_WIDE_SQL, "bench_baseline_wide"),
         ]
+        if closed > 1:
+            runs.append(lambda: _history_stage(con, closed - 1, batch.first_date))
         if continuous:
             runs += [lambda: _first_continuous_stage(con, out), lambda: _change_stage(con, mods, out, modified)]
         for run in runs:
             stages.append(run())
             _print_stage(stages[-1], print_fn)
         con.close()
-        print_fn(_summary(lines, stages, threads_used, limit_used, modified))
+        print_fn(_summary(lines, stages, threads_used, limit_used, modified, closed))
         return stages
     finally:
         if workdir is None:
@@ -231,6 +242,26 @@ def _close_stage(con: duckdb.DuckDBPyConnection, out: Path) -> Stage:
     return clock.stop(sum(f.rows for f in files))
 
 
+def _history_stage(con: duckdb.DuckDBPyConnection, periods: int, batch_starts: date) -> Stage:
+    """Close the `periods` periods after the last closed one, each as the close stage closes its own (without
+    the exports); all of them before the modification batch's month, whose data must land in open periods."""
+    clock = _Clock(HISTORY)
+    period = close.last_closed(con)
+    batch_period = batch_starts.year * 100 + batch_starts.month
+    for _ in range(periods):
+        period = next_period(period)
+        if period >= batch_period:
+            raise ValueError(
+                f"cannot close {period}: the modification batch's data begins in {batch_period}, which must stay "
+                "open; ask for fewer closed periods or more months of data"
+            )
+        clock.part(f"close {period}", lambda period=period: close.close_period(
+            con, period, home_currency=HOME_CURRENCY, actor="bench", recompute=False))
+    clock.part("checkpoint", lambda: _checkpoint(con))
+    rows = con.execute("SELECT count(*) FROM frozen_line_periods").fetchall()[0][0]
+    return clock.stop(rows)
+
+
 def _baseline_stage(con: duckdb.DuckDBPyConnection, name: str, query: str, table: str) -> Stage:
     clock = _Clock(name)
     con.execute(query)
@@ -277,7 +308,7 @@ def _print_stage(stage: Stage, print_fn: Callable[[str], None]) -> None:
         print_fn(f"    {what:<51} {seconds:8.2f}s")
 
 
-def _summary(lines: int, stages: list[Stage], threads: object, memory_limit: object, modified: float) -> str:
+def _summary(lines: int, stages: list[Stage], threads: object, memory_limit: object, modified: float, closed: int) -> str:
     by = {s.name: s for s in stages}
     total = sum(by[k].seconds for k in ("import", "compute", "close + close-period export"))
     waterfall = sum(seconds for what, seconds in by["compute"].parts if what in WATERFALL_STEPS)
@@ -290,7 +321,7 @@ def _summary(lines: int, stages: list[Stage], threads: object, memory_limit: obj
     else:
         export = dict(change.parts)["continuous export"]
         # the target: the continuous export after the batch against a full compute; and the whole cycle
-        continuous = (f"modified={_batch(modified)} continuous_export/compute={export / compute:.2f} "
+        continuous = (f"modified={_batch(modified)} closed={closed} continuous_export/compute={export / compute:.2f} "
                       f"batch_import+compute+export/compute={change.seconds / compute:.2f} ")
     return (
         f"SUMMARY lines={lines:,} cores={os.cpu_count()} threads={threads} memory_limit={memory_limit} "
