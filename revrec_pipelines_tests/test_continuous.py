@@ -114,6 +114,7 @@ def test_replaying_every_version_rebuilds_the_current_tables(tmp_path, seed):
     assert _export(con, out).version == 4
     assert_replay_equals_current(con, out)
     assert_one_state_row_per_item_and_type(con)
+    assert_journal_checksums_match_the_frozen_lines(con)
     control = _read(out / "continuousexport-control-000004.csv")
     assert control[0]["Closed_Period"] == "202503" and control[0]["Version"] == "4"
     assert control[0]["Export_Timestamp"].endswith("Z") and "T" in control[0]["Export_Timestamp"]
@@ -240,6 +241,38 @@ def assert_one_state_row_per_item_and_type(con) -> None:
     assert rows == keys > 0
 
 
+def _fresh_journal_checksums(con) -> list[tuple]:
+    rows = sql.render("exports/journals", rows="true", source="frozen_journal_lines")
+    return con.execute(
+        f"SELECT _s0, _item, sum(CAST(_h AS HUGEINT)) FROM ({rows}) GROUP BY ALL ORDER BY ALL").fetchall()
+
+
+def assert_journal_checksums_match_the_frozen_lines(con) -> None:
+    """The checksums a close writes and a reopen drops are those of the frozen journal lines, period by period."""
+    kept = con.execute(
+        "SELECT Actg_Period, Sales_Order_Item_Id, content_hash FROM frozen_journal_checksums ORDER BY ALL").fetchall()
+    assert kept == _fresh_journal_checksums(con) and kept
+
+
+def test_a_warehouse_closed_before_the_journal_checksums_gets_them_written_on_connect(tmp_path):
+    base = tmp_path / "base"
+    generate(base, lines=60, seed=17, months=4)
+    path = tmp_path / "w.duckdb"
+    con = warehouse.connect(path)
+    _import(con, base)
+    close.close_period(con, 202501, home_currency=HOME, actor="t")
+    close.close_period(con, 202502, home_currency=HOME, actor="t")
+    written = con.execute("SELECT * FROM frozen_journal_checksums ORDER BY ALL").fetchall()
+    assert {r[0] for r in written} == {202501, 202502}
+    con.execute("DELETE FROM frozen_journal_checksums")  # as a warehouse closed before the table existed
+    con.execute("UPDATE revrec_schema SET version = 'before'")
+    con.close()
+    con = warehouse.connect(path)
+    assert con.execute("SELECT * FROM frozen_journal_checksums ORDER BY ALL").fetchall() == written
+    assert_journal_checksums_match_the_frozen_lines(con)
+    con.close()
+
+
 def _files(folder: Path) -> dict[str, bytes]:
     return {p.name: p.read_bytes() for p in sorted(folder.glob("continuousexport-*.csv"))}
 
@@ -349,6 +382,7 @@ def test_a_run_over_the_changed_inputs_writes_what_a_run_over_every_line_writes(
     con.close()
     shutil.copy(tmp_path / "w.duckdb", tmp_path / "w2.duckdb")
     incremental = warehouse.connect(tmp_path / "w.duckdb")
+    assert "journals" in continuous._checksum_rows(incremental)  # its journals test reads the close's checksums
     changed = _export(incremental, tmp_path / "incremental", export_timestamp="2026-01-01T00:00:00Z")
     assert changed.candidates < incremental.execute("SELECT count(*) FROM order_lines").fetchall()[0][0]
     incremental.close()

@@ -159,6 +159,7 @@ def close_period(
     con.execute("BEGIN TRANSACTION")
     try:
         sql.run_file(con, "close/freeze", period=period, after_period=after, first_period=first)
+        record_journal_checksums(con, after, period)
         hashes = con.execute(sql.render("close/period_hashes", first_period=first, last_period=period)).fetchall()
         now = datetime.now()
         con.executemany(
@@ -177,6 +178,14 @@ def close_period(
         raise
     progress(f"closed {period} (close #{close_number}): {rows:,} line-period rows frozen")
     return CloseResult(period, close_number, frozen, rows)
+
+
+def record_journal_checksums(con: duckdb.DuckDBPyConnection, after_period: int, period: int) -> None:
+    """Write frozen_journal_checksums for the frozen periods (after_period … period]: the continuous export's
+    change test reads them instead of the frozen journal lines (lib/continuous.py)."""
+    frozen = f"(SELECT * FROM frozen_journal_lines WHERE Actg_Period > {int(after_period)} AND Actg_Period <= {int(period)})"
+    rows = sql.render("exports/journals", rows="true", source=frozen)
+    sql.run_file(con, "close/journal_checksums", rows=rows, after_period=int(after_period), period=int(period))
 
 
 def reopen_period(

@@ -66,7 +66,27 @@ def ensure_schema(con: duckdb.DuckDBPyConnection) -> None:
     _drop_continuous_state_key(con)
     for name in SCHEMA_FILES:
         sql.run_file(con, name)
+    _backfill_journal_checksums(con)
     con.execute("CREATE OR REPLACE TABLE revrec_schema AS SELECT ? AS version, current_timestamp AS created_at", [version])
+
+
+def _backfill_journal_checksums(con: duckdb.DuckDBPyConnection) -> None:
+    """Warehouses closed before frozen_journal_checksums existed get theirs written for every frozen period at
+    once (a close and a reopen keep it in step afterwards, in their own transactions)."""
+    # imported here: close builds on the engine, not on this module
+    from revrec_pipelines.lib.close import record_journal_checksums
+
+    missing = con.execute(
+        "SELECT (SELECT count(*) FROM frozen_journal_checksums) = 0, (SELECT max(Actg_Period) FROM frozen_journal_lines)"
+    ).fetchall()[0]
+    if missing[0] and missing[1] is not None:
+        con.execute("BEGIN TRANSACTION")
+        try:
+            record_journal_checksums(con, 0, missing[1])
+            con.execute("COMMIT")
+        except BaseException:
+            con.execute("ROLLBACK")
+            raise
 
 
 def _drop_continuous_state_key(con: duckdb.DuckDBPyConnection) -> None:

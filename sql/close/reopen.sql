@@ -2,6 +2,7 @@
 -- computation reports them from current data again, with the catch-up landing in {period}.
 DELETE FROM frozen_line_periods WHERE Actg_Period >= {period};
 DELETE FROM frozen_journal_lines WHERE Actg_Period >= {period};
+DELETE FROM frozen_journal_checksums WHERE Actg_Period >= {period};
 DELETE FROM frozen_invoice_register WHERE Actg_Period >= {period};
 DELETE FROM frozen_orders WHERE Actg_Period >= {period};
 DELETE FROM closed_periods WHERE period >= {period};

@@ -45,6 +45,15 @@ CREATE TABLE IF NOT EXISTS frozen_journal_lines (
     Account_Type VARCHAR NOT NULL, Net_Debit BIGINT NOT NULL, Currency VARCHAR NOT NULL
 );
 
+-- Per contract line and closed period, the checksum of its journals rows as the continuous export's change test
+-- computes it (the sum of sql/exports/journals.sql's row checksums _h): written by a close for the periods it
+-- freezes and dropped by a reopen with them (lib/close.py), so that a change-sized continuous export compares a
+-- row per line and period, not every frozen journal line, which grow by every line's lines at each close.
+CREATE TABLE IF NOT EXISTS frozen_journal_checksums (
+    Actg_Period INTEGER NOT NULL, Sales_Order_Item_Id VARCHAR NOT NULL, Sales_Order_Id VARCHAR,
+    content_hash HUGEINT NOT NULL
+);
+
 CREATE TABLE IF NOT EXISTS frozen_orders (
     Actg_Period INTEGER NOT NULL, Sales_Order_Id VARCHAR, Sales_Order_Item_Id VARCHAR NOT NULL, Product_Id VARCHAR,
     Customer_Id VARCHAR, Order_Date DATE, Bookings_Amount BIGINT, Quantity DECIMAL(18,6), List_Price DECIMAL(18,6),
