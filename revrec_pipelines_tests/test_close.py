@@ -315,3 +315,72 @@ def test_rows_hash_stays_equal_to_a_recomputation_after_later_imports(tmp_path: 
     # the check has teeth: change one frozen value and February's hash no longer matches
     led.con.execute("UPDATE frozen_line_periods SET Revenue = Revenue + 1 WHERE Actg_Period = 202502 AND Sales_Order_Item_Id = 'R-1'")
     assert [r[0] for r in led.con.execute(check).fetchall()] == [202502]
+
+
+# ------------------------------------------------------------------------------------------------
+# the rollforward check reads each line's prior row from the period before first
+
+
+ROLLFORWARD_PRIOR_FROM_ALL_HISTORY = """
+WITH checked AS (
+    SELECT *, true AS in_range FROM line_periods WHERE Actg_Period BETWEEN {from_period} AND {to_period}
+),
+prior AS (
+    SELECT Sales_Order_Item_Id, max(Actg_Period) AS Actg_Period,
+           arg_max(Ending_Unearned_Revenue, Actg_Period) AS Ending_Unearned_Revenue,
+           arg_max(Ending_Unbilled_Receivable, Actg_Period) AS Ending_Unbilled_Receivable, false AS in_range
+    FROM line_periods WHERE Actg_Period < {from_period} GROUP BY Sales_Order_Item_Id
+)
+SELECT Sales_Order_Item_Id, Actg_Period,
+       lag(Actg_Period) OVER w AS prev_period,
+       Beginning_Unearned_Revenue <> lag(Ending_Unearned_Revenue) OVER w
+           OR Beginning_Unbilled_Receivable <> lag(Ending_Unbilled_Receivable) OVER w AS differs, in_range
+FROM (SELECT * FROM checked UNION ALL BY NAME SELECT * FROM prior)
+WINDOW w AS (PARTITION BY Sales_Order_Item_Id ORDER BY Actg_Period)
+QUALIFY in_range AND differs
+ORDER BY ALL
+"""
+
+
+def test_the_rollforward_check_finds_each_lines_prior_row_however_far_back(tmp_path: Path) -> None:
+    """A close checks that its periods begin where each line's last earlier row ended. That row is read from
+    the period just before, and only for lines with no row there from further back: the check must report
+    exactly the rows a reading of the whole history reports — a changed row in the period before, and a line
+    whose row there is missing (so that its prior row is older)."""
+    from revrec_pipelines.lib import engine, importer, sources, warehouse
+    from revrec_pipelines.lib.generator import generate
+
+    generate(tmp_path / "in", lines=150, seed=41, months=6)
+    con = warehouse.connect(tmp_path / "w.duckdb")
+    importer.import_from_source(con, sources.LocalFolderSource(tmp_path / "in"), progress=lambda _m: None)
+    engine.compute(con, "USD")
+    for period in (202501, 202502, 202503, 202504):
+        close.close_period(con, period, home_currency="USD", actor="t", recompute=False)
+
+    def beginning_mismatches() -> set[tuple[str, int]]:
+        reported = close.run_check(con, "rollforward_identity", 202505, 202506)
+        return {(r["Sales_Order_Item_Id"], r["Actg_Period"]) for r in reported.iter_rows(named=True)
+                if r["problem"].startswith("beginning balances differ")}
+
+    def reference() -> set[tuple[str, int]]:
+        rows = con.execute(ROLLFORWARD_PRIOR_FROM_ALL_HISTORY.format(from_period=202505, to_period=202506)).fetchall()
+        return {(r[0], r[1]) for r in rows}
+
+    assert beginning_mismatches() == reference() == set()
+    # a line whose 202504 row ended elsewhere than its 202505 row begins
+    changed = con.execute(
+        "SELECT f.Sales_Order_Item_Id FROM frozen_line_periods f JOIN line_periods o USING (Sales_Order_Item_Id) "
+        "WHERE f.Actg_Period = 202504 AND o.Actg_Period = 202505 ORDER BY 1 LIMIT 1").fetchall()[0][0]
+    con.execute("UPDATE frozen_line_periods SET Ending_Unearned_Revenue = Ending_Unearned_Revenue + 1 "
+                "WHERE Sales_Order_Item_Id = ? AND Actg_Period = 202504", [changed])
+    # a line with no 202504 row: its 202503 row, which ended with other balances, is the one before 202505
+    gap = con.execute(
+        "SELECT a.Sales_Order_Item_Id FROM frozen_line_periods a JOIN frozen_line_periods b USING (Sales_Order_Item_Id) "
+        "JOIN line_periods o USING (Sales_Order_Item_Id) "
+        "WHERE a.Actg_Period = 202503 AND b.Actg_Period = 202504 AND o.Actg_Period = 202505 "
+        "AND (a.Ending_Unearned_Revenue, a.Ending_Unbilled_Receivable) <> (b.Ending_Unearned_Revenue, b.Ending_Unbilled_Receivable) "
+        "AND a.Sales_Order_Item_Id <> ? ORDER BY 1 LIMIT 1", [changed]).fetchall()[0][0]
+    con.execute("DELETE FROM frozen_line_periods WHERE Sales_Order_Item_Id = ? AND Actg_Period = 202504", [gap])
+    found = beginning_mismatches()
+    assert found == reference() == {(changed, 202505), (gap, 202505)}
+    con.close()

@@ -14,7 +14,7 @@ from datetime import datetime
 import duckdb
 
 from revrec_pipelines.lib import engine, sql
-from revrec_pipelines.lib.periods import label, next_period, parse_period
+from revrec_pipelines.lib.periods import label, next_period, parse_period, previous_period
 
 MAX_LISTED = 10
 
@@ -62,7 +62,11 @@ def first_open(con: duckdb.DuckDBPyConnection) -> int | None:
 
 
 def run_check(con, name: str, from_period: int = 0, to_period: int = 999912):
-    return con.sql(sql.render(f"checks/{name}", from_period=from_period, to_period=to_period)).pl()
+    # previous_period: the period before from_period (0 when every period is checked), which
+    # checks/rollforward_identity reads each line's prior row from first
+    previous = previous_period(from_period) if from_period else 0
+    return con.sql(sql.render(
+        f"checks/{name}", from_period=from_period, to_period=to_period, previous_period=previous)).pl()
 
 
 def _listing(rows: list[str], what: str) -> str:

@@ -2,16 +2,33 @@
 -- position, beginning = previous ending, backlog and deferred expense roll forward.
 -- Only the periods checked are read, plus each line's last row before them (its ending balances are
 -- what the first checked row must begin with): a close checks its own periods, not the whole history.
+-- For nearly every line that row is in the period just before them ({previous_period}); only the checked
+-- lines with no row there are looked up further back, so that a close does not group every line's rows of
+-- every closed period (4.8 s at a year of closes at a million lines, growing by a period at each close).
 WITH checked AS (
     SELECT *, true AS in_range FROM line_periods WHERE Actg_Period BETWEEN {from_period} AND {to_period}
 ),
-prior AS (
+just_before AS (
+    SELECT Sales_Order_Item_Id, Actg_Period, Ending_Unearned_Revenue, Ending_Unbilled_Receivable, false AS in_range
+    FROM line_periods
+    WHERE Actg_Period = {previous_period} AND {previous_period} < {from_period}
+),
+further_back AS (
     SELECT Sales_Order_Item_Id, max(Actg_Period) AS Actg_Period,
            arg_max(Ending_Unearned_Revenue, Actg_Period) AS Ending_Unearned_Revenue,
            arg_max(Ending_Unbilled_Receivable, Actg_Period) AS Ending_Unbilled_Receivable, false AS in_range
     FROM line_periods
-    WHERE Actg_Period < {from_period}
+    WHERE Actg_Period < {from_period} AND Actg_Period <> {previous_period}
+      -- the lines to look up (usually none, and then the history is not read)
+      AND Sales_Order_Item_Id IN (
+          SELECT c.Sales_Order_Item_Id FROM checked c
+          WHERE NOT EXISTS (SELECT 1 FROM just_before j WHERE j.Sales_Order_Item_Id = c.Sales_Order_Item_Id))
     GROUP BY Sales_Order_Item_Id
+),
+prior AS (
+    SELECT * FROM just_before
+    UNION ALL BY NAME
+    SELECT * FROM further_back
 ),
 rows AS (
     SELECT *,
