@@ -400,6 +400,39 @@ def test_a_run_over_the_changed_inputs_writes_what_a_run_over_every_line_writes(
     assert ",,INV-C-1,INV-C-1," + "," * 14 + "2\n" in revenue
 
 
+@pytest.mark.parametrize("seed", [5, 43])
+def test_a_run_after_a_close_writes_what_a_run_over_every_line_writes(tmp_path, seed):
+    """After a close (and a batch), a run compares orders and journals for every line and the other types for
+    the batch's candidates only: a close copies their rows of the periods it freezes as they were. A run that
+    rechecks every line of every type against the same state writes the same bytes."""
+    base, mods = tmp_path / "base", tmp_path / "mods"
+    generate(base, lines=150, seed=seed, months=6)
+    generate_modifications(base, mods, fraction=0.2, seed=seed + 1)
+    con = warehouse.connect(tmp_path / "w.duckdb")
+    _import(con, base)
+    close.close_period(con, 202501, home_currency=HOME, actor="t")
+    _export(con, tmp_path / "first")
+    _import(con, mods)
+    close.close_period(con, 202502, home_currency=HOME, actor="t")
+    close.close_period(con, 202503, home_currency=HOME, actor="t")
+    con.close()
+    shutil.copy(tmp_path / "w.duckdb", tmp_path / "w2.duckdb")
+    after_close = warehouse.connect(tmp_path / "w.duckdb")
+    changed = _export(after_close, tmp_path / "after_close", export_timestamp="2026-01-01T00:00:00Z")
+    lines = after_close.execute(
+        "SELECT count(*) FROM order_lines WHERE Sales_Order_Item_Id NOT IN (SELECT Sales_Order_Item_Id FROM held_lines)"
+    ).fetchall()[0][0]
+    assert changed.candidates < lines  # the batch's lines, not every line
+    assert changed.items_by_type["orders"] >= lines  # every line's orders row carries the new first open period
+    assert changed.items_by_type["journals"] > 0  # the newly closed periods' journals go out
+    after_close.close()
+    every = warehouse.connect(tmp_path / "w2.duckdb")
+    every.execute("DELETE FROM continuous_export_watermark")  # no watermark: every line of every type compared
+    _export(every, tmp_path / "every", export_timestamp="2026-01-01T00:00:00Z")
+    every.close()
+    assert _files(tmp_path / "after_close") == _files(tmp_path / "every")
+
+
 def test_a_warehouse_whose_state_table_has_the_old_primary_key_is_rebuilt_without_it(tmp_path):
     """continuous_export_state lost its PRIMARY KEY (keeping the index cost more than a change-sized export);
     a warehouse created with it gets the table rebuilt on connect, every row kept, and exports still record."""

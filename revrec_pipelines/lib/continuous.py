@@ -86,10 +86,16 @@ CANDIDATE = (
     "Sales_Order_Item_Id IN (SELECT Sales_Order_Item_Id FROM ce_candidates) "
     "AND Sales_Order_Item_Id NOT IN (SELECT Sales_Order_Item_Id FROM held_lines)"
 )
+NOT_HELD = "Sales_Order_Item_Id NOT IN (SELECT Sales_Order_Item_Id FROM held_lines)"
+# The types whose rows a close changes for every line, and only those (docs/decisions.md): orders carry the first
+# open period, and journals go out for closed periods. A close copies the other types' rows of the periods it
+# freezes as they were, so after closes alone (no reopen) they are compared for the batches' candidates only.
+CLOSE_TYPES = frozenset({"orders", "journals"})
 
 
-def _sources(con) -> dict[str, str]:
-    """Per type, the rows a consumer should hold now (all periods), restricted to candidate lines."""
+def _sources(con, every_line: frozenset[str] = frozenset()) -> dict[str, str]:
+    """Per type, the rows a consumer should hold now (all periods), restricted to candidate lines (to lines not
+    held for the types in `every_line`)."""
     last_closed = _scalar(con, "SELECT max(period) FROM closed_periods")
     if last_closed is not None:
         open_period = next_period(last_closed)
@@ -101,10 +107,13 @@ def _sources(con) -> dict[str, str]:
             "SELECT coalesce(min(p), CAST(strftime(current_date, '%Y%m') AS INTEGER)) FROM ("
             "SELECT min(Actg_Period) AS p FROM line_period_amounts UNION ALL SELECT min(Actg_Period) FROM frozen_line_periods)",
         )
+    def lines(export_type: str) -> str:
+        return NOT_HELD if export_type in every_line else CANDIDATE
+
     line_periods = f"(SELECT * FROM line_periods WHERE {CANDIDATE})"
     # journals go out only once their period has been closed
     journals = (
-        f"(SELECT * FROM journal_lines WHERE Actg_Period <= {last_closed} AND {CANDIDATE})"
+        f"(SELECT * FROM journal_lines WHERE Actg_Period <= {last_closed} AND {lines('journals')})"
         if last_closed is not None
         else "(SELECT * FROM journal_lines WHERE false)"
     )
@@ -112,11 +121,11 @@ def _sources(con) -> dict[str, str]:
         **dict.fromkeys(LINE_PERIOD_TYPES, line_periods),
         "journals": journals,
         "invoices": f"(SELECT * FROM invoice_register WHERE {CANDIDATE})",
-        "orders": f"(SELECT {open_period} AS Actg_Period, * EXCLUDE (Revenue_Rule) FROM orders WHERE {CANDIDATE})",
+        "orders": f"(SELECT {open_period} AS Actg_Period, * EXCLUDE (Revenue_Rule) FROM orders WHERE {lines('orders')})",
     }
 
 
-def _export_sources(con) -> dict[str, str]:
+def _export_sources(con, every_line_types: frozenset[str] = frozenset()) -> dict[str, str]:
     """`_sources`, built so that each table is read once per run for the candidates, not once per pass.
 
     The five line-period types read the frozen rows and the open rows of the candidates' line numbers
@@ -126,8 +135,9 @@ def _export_sources(con) -> dict[str, str]:
     columns the five types' queries name, `_frozen_columns`), both narrow
     line-period tables (ce_amounts and ce_lines, so that each type's query joins only those rows rather than
     every line's, the view's join), the invoice register (ce_invoices) and the orders (ce_orders). The change
-    test and the file of a type then read the cut instead of scanning the whole table twice."""
-    sources = _sources(con)
+    test and the file of a type then read the cut instead of scanning the whole table twice. The types in
+    `every_line_types` (after closes) read every line's rows, uncut."""
+    sources = _sources(con, every_line_types)
     every_line = _scalar(
         con, "SELECT (SELECT count(*) FROM ce_line_nos) = (SELECT count(*) FROM line_period_lines)"
     )
@@ -141,16 +151,20 @@ def _export_sources(con) -> dict[str, str]:
             "ce_invoices": f"SELECT * FROM {sources['invoices']}",
             "ce_orders": f"SELECT * FROM {sources['orders']}",
         }
+        if "orders" in every_line_types:
+            del cuts["ce_orders"]
         for table, query in cuts.items():
             con.execute(f"CREATE OR REPLACE TEMP TABLE {table} AS {query}")
         open_rows = "SELECT * EXCLUDE (line_no) FROM open_line_period_rows('ce_amounts', 'ce_lines')"
         frozen_rows = "SELECT * FROM ce_frozen"
-        sources = {**sources, "invoices": "(SELECT * FROM ce_invoices)", "orders": "(SELECT * FROM ce_orders)"}
+        sources = {**sources, "invoices": "(SELECT * FROM ce_invoices)"}
+        if "ce_orders" in cuts:
+            sources["orders"] = "(SELECT * FROM ce_orders)"
     line_periods = f"({frozen_rows} UNION ALL BY NAME {open_rows})"
     return {**sources, **dict.fromkeys(LINE_PERIOD_TYPES, line_periods)}
 
 
-def _checksum_rows(con) -> dict[str, str]:
+def _checksum_rows(con, every_line_types: frozenset[str] = frozenset()) -> dict[str, str]:
     """For a change-sized run, the types whose change test can read checksums kept per line and period instead of
     the rows: journals, which go out for closed periods only, from frozen_journal_checksums (written at each
     close, sql/schema/close.sql) — as long as no open row lies in a closed period, which the engine never writes
@@ -165,7 +179,8 @@ def _checksum_rows(con) -> dict[str, str]:
     return {
         "journals": (
             "SELECT Sales_Order_Item_Id AS _item, Sales_Order_Id AS _s1, content_hash AS _h "
-            f"FROM frozen_journal_checksums WHERE Actg_Period <= {last_closed} AND {CANDIDATE}"
+            f"FROM frozen_journal_checksums WHERE Actg_Period <= {last_closed} "
+            f"AND {NOT_HELD if 'journals' in every_line_types else CANDIDATE}"
         )
     }
 
@@ -244,33 +259,44 @@ def _run(
         "SELECT (SELECT count(*) FROM raw_account_mappings WHERE _batch_id > ?) + "
         "(SELECT count(*) FROM raw_subsidiaries WHERE _batch_id > ?)", [last_batch, last_batch],
     )
-    everything = (
-        not watermark or close_events != last_close_events or mapping_changed > 0 or hash_scheme != HASH_SCHEME
+    # the close and reopen events since the last run (close_audit keeps every event, numbered in order)
+    reopened = _scalar(
+        con,
+        "SELECT count(*) FILTER (WHERE action = 'reopen') FROM (SELECT action FROM close_audit "
+        "WHERE action IN ('close', 'reopen') ORDER BY event_id OFFSET ?)", [max(last_close_events, 0)],
     )
+    # a reopen lets the next computation report the reopened periods afresh, for any line
+    everything = not watermark or reopened > 0 or mapping_changed > 0 or hash_scheme != HASH_SCHEME
+    # closes alone change orders and journals for every line, and nothing else (CLOSE_TYPES)
+    every_line_types = CLOSE_TYPES if not everything and close_events != last_close_events else frozenset()
     sql.run_file(
         con, "continuous/candidates", last_batch_id=last_batch, everything="true" if everything else "false",
         home=_home_currency(con),
     )
     candidates = _scalar(con, "SELECT count(*) FROM ce_candidates")
-    every = " (all lines: first run, a close, a mapping change or a new checksum scheme)" if everything else ""
+    every = " (all lines: first run, a reopen, a mapping change or a new checksum scheme)" if everything else ""
+    if every_line_types:
+        every = f" (and every line for {' and '.join(sorted(every_line_types))}: a close)"
     progress(f"{candidates:,} candidate line(s){every}")
     result = ContinuousResult(version=None, candidates=candidates)
     # With nothing exported yet, every line that has rows goes out: no line needs picking from the sources.
     nothing_exported = not _scalar(con, "SELECT count(*) FROM continuous_export_state")
-    sources = _export_sources(con)
+    sources = _export_sources(con, every_line_types)
     columns: dict[str, list[str]] = {}
     con.execute(
         "CREATE OR REPLACE TEMP TABLE ce_changes (export_type VARCHAR, Sales_Order_Item_Id VARCHAR, Sales_Order_Id VARCHAR, "
         "content_hash HUGEINT, tombstone BOOLEAN, state_row BIGINT)"
     )
-    checksums = {} if everything else _checksum_rows(con)
+    checksums = {} if everything else _checksum_rows(con, every_line_types)
     for export_type in EXPORT_TYPES:
         query = sql.render(f"exports/{export_type}", rows="true", source=sources[export_type])
         columns[export_type] = [
             c for c in (d[0] for d in con.execute(f"SELECT * FROM ({query}) LIMIT 0").description)
             if c not in KEY_COLUMNS.split(", ")
         ]
-        con.execute(sql.render("continuous/changes", export_type=export_type, rows=checksums.get(export_type, query)))
+        compared = "true" if export_type in every_line_types else "Sales_Order_Item_Id IN (SELECT Sales_Order_Item_Id FROM ce_candidates)"
+        con.execute(sql.render(
+            "continuous/changes", export_type=export_type, rows=checksums.get(export_type, query), compared=compared))
     changes = dict(con.execute("SELECT export_type, count(*) FROM ce_changes GROUP BY ALL").fetchall())
     if not changes:
         _record_watermark(con, current_batch, close_events)
