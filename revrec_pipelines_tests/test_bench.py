@@ -6,6 +6,7 @@ import pytest
 from revrec_pipelines.defs.revrec.assets import TABLES
 from revrec_pipelines.lib import engine, generator, importer, sources, warehouse
 from revrec_pipelines.lib.bench import (
+    AFTER_CLOSE,
     BASELINE,
     BASELINE_SQL,
     BASELINE_WIDE,
@@ -30,6 +31,12 @@ def test_bench_runs_every_stage_on_a_small_data_set(tmp_path):
     assert any((tmp_path / "out").glob("closedperiodexport-*.csv"))
     assert "continuous_export/compute=" in lines[-1] and "waterfall/baseline=" in lines[-1]
     assert "waterfall/baseline_19_columns=" in lines[-1] and "asset_metadata=" in lines[-1]
+    # the run after the next close: the period after the close stage's, then every line's orders go out
+    after = stages[names.index(AFTER_CLOSE)]
+    first = int(stages[3].parts[0][0].split()[-1])
+    assert [what for what, _s in after.parts] == [f"close {first + 1}", "continuous export"]
+    assert " after_close_export=" in lines[-1]
+    assert (tmp_path / "out" / "continuousexport-orders-000003.csv").exists()
 
 def test_bench_can_leave_out_the_continuous_export_stages(tmp_path):
     lines: list[str] = []

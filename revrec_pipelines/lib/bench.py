@@ -15,6 +15,9 @@ DuckDB connection opened like the warehouse's (lib/warehouse.py: thread count, m
   continuous_export asset). Runs with batches of other sizes show how the export's work follows the change;
   runs with more closed periods, that it does not grow with the history.
 
+- the next close and the continuous export after it (the nightly run after a month-end close: every line's
+  orders and the closed period's journals go out), timed apart; not in the total.
+
 - asset metadata: what each revrec asset adds to a Dagster run after its step for the UI (row count, preview,
   totals per period, chart: `asset_metadata` in defs/revrec/assets.py), timed per asset; not in the total.
 
@@ -100,6 +103,7 @@ BASELINE = "baseline generate_series + window"
 BASELINE_WIDE = "baseline generate_series + window, 19 columns"
 METADATA = "asset metadata (UI, after the compute; not in the total)"
 HISTORY = "history: more periods closed (not in the total)"
+AFTER_CLOSE = "the next close + the continuous export after it"
 
 
 @dataclass
@@ -176,7 +180,8 @@ def run_bench(lines: int, seed: int = 1, workdir: Path | None = None, print_fn: 
         if closed > 1:
             runs.append(lambda: _history_stage(con, closed - 1, batch.first_date))
         if continuous:
-            runs += [lambda: _first_continuous_stage(con, out), lambda: _change_stage(con, mods, out, modified)]
+            runs += [lambda: _first_continuous_stage(con, out), lambda: _change_stage(con, mods, out, modified),
+                     lambda: _after_close_stage(con, out)]
         for run in runs:
             stages.append(run())
             _print_stage(stages[-1], print_fn)
@@ -301,6 +306,23 @@ def _change_stage(con: duckdb.DuckDBPyConnection, mods: Path, out: Path, modifie
     return clock.stop(sum(result.items_by_type.values()))
 
 
+def _after_close_stage(con: duckdb.DuckDBPyConnection, out: Path) -> Stage:
+    """The next period closed (after the batch), then the continuous export, as the nightly run after a month-end
+    close: every line's orders carry the new first open period, and the closed period's journals go out."""
+    clock = _Clock(AFTER_CLOSE)
+    period = next_period(close.last_closed(con))
+    clock.part(f"close {period}", lambda: (close.close_period(
+        con, period, home_currency=HOME_CURRENCY, actor="bench", recompute=False), _checkpoint(con)))
+
+    def export() -> continuous.ContinuousResult:
+        result = continuous.run_continuous_export(con, sources.LocalFolderDestination(out))
+        _checkpoint(con)
+        return result
+
+    result = clock.part("continuous export", export)
+    return clock.stop(sum(result.rows_by_type.values()))
+
+
 def _print_stage(stage: Stage, print_fn: Callable[[str], None]) -> None:
     print_fn(f"{stage.name:<55} {stage.seconds:8.2f}s {stage.rows:>12,} rows {stage.rows_per_second:>12,.0f} rows/s"
              f"  peak RSS {stage.peak_rss_mb:,} MB")
@@ -322,7 +344,8 @@ def _summary(lines: int, stages: list[Stage], threads: object, memory_limit: obj
         export = dict(change.parts)["continuous export"]
         # the target: the continuous export after the batch against a full compute; and the whole cycle
         continuous = (f"modified={_batch(modified)} closed={closed} continuous_export/compute={export / compute:.2f} "
-                      f"batch_import+compute+export/compute={change.seconds / compute:.2f} ")
+                      f"batch_import+compute+export/compute={change.seconds / compute:.2f} "
+                      f"after_close_export={dict(by[AFTER_CLOSE].parts)['continuous export']:.1f}s ")
     return (
         f"SUMMARY lines={lines:,} cores={os.cpu_count()} threads={threads} memory_limit={memory_limit} "
         f"import+compute+close+export={total:.1f}s asset_metadata={by[METADATA].seconds:.1f}s "
