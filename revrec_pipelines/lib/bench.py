@@ -239,8 +239,7 @@ def _metadata_stage(con: duckdb.DuckDBPyConnection, counted: dict[str, int]) -> 
 def _close_stage(con: duckdb.DuckDBPyConnection, out: Path) -> Stage:
     clock = _Clock("close + close-period export")
     period = con.execute("SELECT min(Actg_Period) FROM line_periods").fetchall()[0][0]
-    clock.part(f"close {period}", lambda: close.close_period(
-        con, period, home_currency=HOME_CURRENCY, actor="bench", recompute=False))
+    clock.part(f"close {period}", lambda: _close(con, period))
     files = clock.part(f"close-period export {period}", lambda: exports.write_close_exports(
         con, period, sources.LocalFolderDestination(out)))
     clock.part("checkpoint", lambda: _checkpoint(con))
@@ -260,8 +259,7 @@ def _history_stage(con: duckdb.DuckDBPyConnection, periods: int, batch_starts: d
                 f"cannot close {period}: the modification batch's data begins in {batch_period}, which must stay "
                 "open; ask for fewer closed periods or more months of data"
             )
-        clock.part(f"close {period}", lambda period=period: close.close_period(
-            con, period, home_currency=HOME_CURRENCY, actor="bench", recompute=False))
+        clock.part(f"close {period}", lambda period=period: _close(con, period))
     clock.part("checkpoint", lambda: _checkpoint(con))
     rows = con.execute("SELECT count(*) FROM frozen_line_periods").fetchall()[0][0]
     return clock.stop(rows)
@@ -279,9 +277,20 @@ def _baseline_stage(con: duckdb.DuckDBPyConnection, name: str, query: str, table
 
 def _first_continuous_stage(con: duckdb.DuckDBPyConnection, out: Path) -> Stage:
     clock = _Clock("first continuous export (every line)")
+    result = _continuous_export(con, out)
+    return clock.stop(sum(result.items_by_type.values()))
+
+
+def _continuous_export(con: duckdb.DuckDBPyConnection, out: Path) -> continuous.ContinuousResult:
+    """A continuous export run (the continuous_export asset's function), its writes checkpointed."""
     result = continuous.run_continuous_export(con, sources.LocalFolderDestination(out))
     _checkpoint(con)
-    return clock.stop(sum(result.items_by_type.values()))
+    return result
+
+
+def _close(con: duckdb.DuckDBPyConnection, period: int) -> None:
+    """A close as the closed_periods asset runs it, without its recomputation (the bench has just computed)."""
+    close.close_period(con, period, home_currency=HOME_CURRENCY, actor="bench", recompute=False)
 
 
 def _batch(modified: float) -> str:
@@ -296,13 +305,7 @@ def _change_stage(con: duckdb.DuckDBPyConnection, mods: Path, out: Path, modifie
     clock = _Clock(_change_stage_name(modified))
     clock.part("import of the batch", lambda: (_import(con, mods), _checkpoint(con)))
     clock.part("compute", lambda: (_compute(con, _Clock("compute")), _checkpoint(con)))
-
-    def export() -> continuous.ContinuousResult:
-        result = continuous.run_continuous_export(con, sources.LocalFolderDestination(out))
-        _checkpoint(con)
-        return result
-
-    result = clock.part("continuous export", export)
+    result = clock.part("continuous export", lambda: _continuous_export(con, out))
     return clock.stop(sum(result.items_by_type.values()))
 
 
@@ -311,15 +314,8 @@ def _after_close_stage(con: duckdb.DuckDBPyConnection, out: Path) -> Stage:
     close: every line's orders carry the new first open period, and the closed period's journals go out."""
     clock = _Clock(AFTER_CLOSE)
     period = next_period(close.last_closed(con))
-    clock.part(f"close {period}", lambda: (close.close_period(
-        con, period, home_currency=HOME_CURRENCY, actor="bench", recompute=False), _checkpoint(con)))
-
-    def export() -> continuous.ContinuousResult:
-        result = continuous.run_continuous_export(con, sources.LocalFolderDestination(out))
-        _checkpoint(con)
-        return result
-
-    result = clock.part("continuous export", export)
+    clock.part(f"close {period}", lambda: (_close(con, period), _checkpoint(con)))
+    result = clock.part("continuous export", lambda: _continuous_export(con, out))
     return clock.stop(sum(result.rows_by_type.values()))
 
 

@@ -82,20 +82,23 @@ def _scalar(con, query: str, params=None):
     return con.execute(query, params or []).fetchall()[0][0]
 
 
-CANDIDATE = (
-    "Sales_Order_Item_Id IN (SELECT Sales_Order_Item_Id FROM ce_candidates) "
-    "AND Sales_Order_Item_Id NOT IN (SELECT Sales_Order_Item_Id FROM held_lines)"
-)
+IN_CANDIDATES = "Sales_Order_Item_Id IN (SELECT Sales_Order_Item_Id FROM ce_candidates)"
 NOT_HELD = "Sales_Order_Item_Id NOT IN (SELECT Sales_Order_Item_Id FROM held_lines)"
+CANDIDATE = f"{IN_CANDIDATES} AND {NOT_HELD}"
 # The types whose rows a close changes for every line, and only those (docs/decisions.md): orders carry the first
 # open period, and journals go out for closed periods. A close copies the other types' rows of the periods it
 # freezes as they were, so after closes alone (no reopen) they are compared for the batches' candidates only.
 CLOSE_TYPES = frozenset({"orders", "journals"})
 
 
-def _sources(con, every_line: frozenset[str] = frozenset()) -> dict[str, str]:
+def _lines(export_type: str, every_line_types: frozenset[str]) -> str:
+    """The lines a type's rows are read for: the candidates not held, or every line not held."""
+    return NOT_HELD if export_type in every_line_types else CANDIDATE
+
+
+def _sources(con, every_line_types: frozenset[str] = frozenset()) -> dict[str, str]:
     """Per type, the rows a consumer should hold now (all periods), restricted to candidate lines (to lines not
-    held for the types in `every_line`)."""
+    held for the types in `every_line_types`)."""
     last_closed = _scalar(con, "SELECT max(period) FROM closed_periods")
     if last_closed is not None:
         open_period = next_period(last_closed)
@@ -107,13 +110,10 @@ def _sources(con, every_line: frozenset[str] = frozenset()) -> dict[str, str]:
             "SELECT coalesce(min(p), CAST(strftime(current_date, '%Y%m') AS INTEGER)) FROM ("
             "SELECT min(Actg_Period) AS p FROM line_period_amounts UNION ALL SELECT min(Actg_Period) FROM frozen_line_periods)",
         )
-    def lines(export_type: str) -> str:
-        return NOT_HELD if export_type in every_line else CANDIDATE
-
     line_periods = f"(SELECT * FROM line_periods WHERE {CANDIDATE})"
     # journals go out only once their period has been closed
     journals = (
-        f"(SELECT * FROM journal_lines WHERE Actg_Period <= {last_closed} AND {lines('journals')})"
+        f"(SELECT * FROM journal_lines WHERE Actg_Period <= {last_closed} AND {_lines('journals', every_line_types)})"
         if last_closed is not None
         else "(SELECT * FROM journal_lines WHERE false)"
     )
@@ -121,7 +121,7 @@ def _sources(con, every_line: frozenset[str] = frozenset()) -> dict[str, str]:
         **dict.fromkeys(LINE_PERIOD_TYPES, line_periods),
         "journals": journals,
         "invoices": f"(SELECT * FROM invoice_register WHERE {CANDIDATE})",
-        "orders": f"(SELECT {open_period} AS Actg_Period, * EXCLUDE (Revenue_Rule) FROM orders WHERE {lines('orders')})",
+        "orders": f"(SELECT {open_period} AS Actg_Period, * EXCLUDE (Revenue_Rule) FROM orders WHERE {_lines('orders', every_line_types)})",
     }
 
 
@@ -180,7 +180,7 @@ def _checksum_rows(con, every_line_types: frozenset[str] = frozenset()) -> dict[
         "journals": (
             "SELECT Sales_Order_Item_Id AS _item, Sales_Order_Id AS _s1, content_hash AS _h "
             f"FROM frozen_journal_checksums WHERE Actg_Period <= {last_closed} "
-            f"AND {NOT_HELD if 'journals' in every_line_types else CANDIDATE}"
+            f"AND {_lines('journals', every_line_types)}"
         )
     }
 
@@ -294,7 +294,7 @@ def _run(
             c for c in (d[0] for d in con.execute(f"SELECT * FROM ({query}) LIMIT 0").description)
             if c not in KEY_COLUMNS.split(", ")
         ]
-        compared = "true" if export_type in every_line_types else "Sales_Order_Item_Id IN (SELECT Sales_Order_Item_Id FROM ce_candidates)"
+        compared = "true" if export_type in every_line_types else IN_CANDIDATES
         con.execute(sql.render(
             "continuous/changes", export_type=export_type, rows=checksums.get(export_type, query), compared=compared))
     changes = dict(con.execute("SELECT export_type, count(*) FROM ce_changes GROUP BY ALL").fetchall())
