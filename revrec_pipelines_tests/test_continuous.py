@@ -57,7 +57,7 @@ def current_tables(con) -> dict[str, dict[str, list[tuple]]]:
     srcs = continuous._sources(con)
     out: dict[str, dict[str, list[tuple]]] = {}
     for export_type in continuous.EXPORT_TYPES:
-        query = exports.file_query(sql.render(f"exports/{export_type}", rows="true", source=srcs[export_type]))
+        query = exports.file_query(exports.export_query(export_type, srcs[export_type]))
         cur = con.execute(query)
         cols = [d[0] for d in cur.description]
         rows: dict[str, list[tuple]] = defaultdict(list)
@@ -242,7 +242,7 @@ def assert_one_state_row_per_item_and_type(con) -> None:
 
 
 def _fresh_journal_checksums(con) -> list[tuple]:
-    rows = sql.render("exports/journals", rows="true", source="frozen_journal_lines")
+    rows = exports.export_query("journals", "frozen_journal_lines")
     return con.execute(
         f"SELECT _s0, _item, sum(CAST(_h AS HUGEINT)) FROM ({rows}) GROUP BY ALL ORDER BY ALL").fetchall()
 
@@ -431,6 +431,78 @@ def test_a_run_after_a_close_writes_what_a_run_over_every_line_writes(tmp_path, 
     _export(every, tmp_path / "every", export_timestamp="2026-01-01T00:00:00Z")
     every.close()
     assert _files(tmp_path / "after_close") == _files(tmp_path / "every")
+
+
+# (order, line) pairs whose order by line differs from their order by (order, line), by code point: lower case
+# after upper case, a non-ASCII letter after both, '10' before '9', '-10' before '-9' within one order
+TRICKY_LINES = [
+    ("ORD-B", "ITEM-A"), ("ORD-A", "ITEM-B"), ("ord-a", "ITEM-0"), ("\u00c9ORD", "ITEM-\u00c9"), ("10", "10-1"),
+    ("9", "9-1"), ("ORD-C", "ITEM-C-9"), ("ORD-C", "ITEM-C-10"),
+]
+# orders whose lines a later batch moves to JPY, which has no rate: held, their rows vanish (a tombstone per type)
+HELD_ORDERS = {"ORD-A", "ORD-B", "\u00c9ORD", "9"}
+
+
+def _tricky_orders(folder: Path, customer: str, product: str, price: str, held: bool = False) -> None:
+    """The tricky lines at `price`, each billed 1200.00 upfront (so that they have deferred revenue); `held`:
+    the lines of HELD_ORDERS in JPY."""
+    folder.mkdir()
+    rows = "".join(
+        f"{order},{item},{customer},{product},2025-01-10,1,{price},2025-01-10,2025-12-09,"
+        f"{'JPY' if held and order in HELD_ORDERS else 'EUR'}\n"
+        for order, item in TRICKY_LINES
+    )
+    (folder / "sales_orders_tricky.csv").write_text(
+        "Sales_Order_Id,Sales_Order_Item_Id,Customer_Id,Product_Id,Order_Date,Quantity,Sale_Price,Service_Start_Date,"
+        "Service_End_Date,Currency\n" + rows, encoding="utf-8"
+    )
+    invoices = "".join(
+        f"INV-T{n},1,2025-01-10,1200.00,EUR,{order},{item}\n" for n, (order, item) in enumerate(TRICKY_LINES)
+    )
+    (folder / "invoices_tricky.csv").write_text(
+        "Invoice_Number,Invoice_Line,Billing_Date,Billing_Amount,Currency,Sales_Order_Id,Sales_Order_Item_Id\n"
+        + invoices, encoding="utf-8"
+    )
+
+
+def test_a_change_sized_run_sorts_rows_by_order_and_line_in_code_point_order(tmp_path):
+    """A change-sized run sorts the line-period files on a rank of the rows' (order, line) pairs: the rows come
+    out as SPEC §6 sorts them (period, order, line, by code point), checked here in Python, with order ids whose
+    order differs from their lines', rows of a closed period (ranked from the frozen rows) and of open ones, and
+    tombstones (first, by order and line). A run over every line (sorting on the texts) writes the same bytes."""
+    base = tmp_path / "base"
+    generate(base, lines=40, seed=31, months=5)
+    con = warehouse.connect(tmp_path / "w.duckdb")
+    _import(con, base)
+    customer, product = con.execute(
+        "SELECT Customer_Id, Product_Id FROM order_lines WHERE Revenue_Rule = 'ratable_daily' LIMIT 1").fetchall()[0]
+    _tricky_orders(tmp_path / "tricky", customer, product, "1200.00")
+    _import(con, tmp_path / "tricky")
+    close.close_period(con, 202501, home_currency=HOME, actor="t")
+    _export(con, tmp_path / "first")
+    # every tricky line's price changes, and the lines of HELD_ORDERS are held from now on
+    _tricky_orders(tmp_path / "changed", customer, product, "1500.00", held=True)
+    _import(con, tmp_path / "changed")
+    con.close()
+    shutil.copy(tmp_path / "w.duckdb", tmp_path / "w2.duckdb")
+    changed = warehouse.connect(tmp_path / "w.duckdb")
+    result = _export(changed, tmp_path / "changed_run", export_timestamp="2026-01-01T00:00:00Z")
+    assert result.candidates == len(TRICKY_LINES)  # a change-sized run: the batch's lines only
+    changed.close()
+    for export_type in continuous.LINE_PERIOD_TYPES - {"expenses"}:  # the tricky lines have no commissions
+        rows = _read(tmp_path / "changed_run" / f"continuousexport-{export_type}-000002.csv")
+        keys = [(int(r["Actg_Period"] or 0), r["Sales_Order_Id"], r["Sales_Order_Item_Id"]) for r in rows]
+        assert keys == sorted(keys), export_type  # tombstones (no period) first
+        held = [(o, i) for o, i in TRICKY_LINES if o in HELD_ORDERS]
+        kept = [(o, i) for o, i in TRICKY_LINES if o not in HELD_ORDERS]
+        assert [(o, i) for p, o, i in keys if not p] == sorted(held), export_type
+        assert {(o, i) for p, o, i in keys if p} == set(kept), export_type
+        assert {p for p, _o, _i in keys} >= {202501, 202502}, export_type  # a closed period's rows and open ones
+    every = warehouse.connect(tmp_path / "w2.duckdb")
+    every.execute("DELETE FROM continuous_export_watermark")  # no watermark: every line compared, no rank
+    _export(every, tmp_path / "every", export_timestamp="2026-01-01T00:00:00Z")
+    every.close()
+    assert _files(tmp_path / "changed_run") == _files(tmp_path / "every")
 
 
 def test_a_warehouse_whose_state_table_has_the_old_primary_key_is_rebuilt_without_it(tmp_path):

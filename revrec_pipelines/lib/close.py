@@ -13,7 +13,7 @@ from datetime import datetime
 
 import duckdb
 
-from revrec_pipelines.lib import engine, sql
+from revrec_pipelines.lib import engine, exports, sql
 from revrec_pipelines.lib.periods import label, next_period, parse_period, previous_period
 
 MAX_LISTED = 10
@@ -188,7 +188,7 @@ def record_journal_checksums(con: duckdb.DuckDBPyConnection, after_period: int, 
     """Write frozen_journal_checksums for the frozen periods (after_period … period]: the continuous export's
     change test reads them instead of the frozen journal lines (lib/continuous.py)."""
     frozen = f"(SELECT * FROM frozen_journal_lines WHERE Actg_Period > {int(after_period)} AND Actg_Period <= {int(period)})"
-    rows = sql.render("exports/journals", rows="true", source=frozen)
+    rows = exports.export_query("journals", frozen)
     sql.run_file(con, "close/journal_checksums", rows=rows, after_period=int(after_period), period=int(period))
 
 

@@ -42,6 +42,19 @@ def utc_timestamp(now: datetime | None = None) -> str:
 
 
 KEY_COLUMNS = "_item, _s0, _s1, _s2, _s3, _h"
+# What an export query (sql/exports/*.sql, `{order_key}`) sorts its rows by after the period (SPEC §6, by code
+# point): the order and the line. RANK_KEY: the same order as one integer, for a source that carries `_rank`,
+# the rank of its rows' (order, line) pairs in code-point order (sql/continuous/rank.sql). Rows with the same
+# period and rank have the same order and line, so the files are the same; a sort on an integer is cheaper
+# than on two texts (BENCHMARKS.md, session 9). Their _s2 is then empty.
+ORDER_KEY = "src.Sales_Order_Id AS _s1, src.Sales_Order_Item_Id AS _s2"
+RANK_KEY = "src._rank AS _s1, NULL AS _s2"
+
+
+def export_query(export_type: str, source: str, rows: str = "true", order_key: str = ORDER_KEY) -> str:
+    """The export rows of a type (sql/exports/<type>.sql) from `source`, those matching `rows`, with their raw
+    keys (KEY_COLUMNS) and the row checksum `_h`."""
+    return sql.render(f"exports/{export_type}", rows=rows, source=source, order_key=order_key)
 
 
 def file_query(export_query: str, extra_columns: str = "") -> str:
@@ -152,7 +165,7 @@ def write_close_exports(
         for export_type, source in CLOSE_EXPORT_SOURCES.items():
             name = f"closedperiodexport-{export_type}-{period}.csv"
             local = Path(tmp) / name
-            query = sql.render(f"exports/{export_type}", rows=f"Actg_Period = {period}", source=source)
+            query = export_query(export_type, source, rows=f"Actg_Period = {period}")
             rows = copy_query_to_csv(con, file_query(query), local)
             destination.write_file(name, local)
             files.append(ExportedFile(export_type, name, rows))

@@ -8,7 +8,7 @@ SELECT Actg_Period, fmt_text(Sales_Order_Id) AS Sales_Order_Id, fmt_text(Sales_O
        hash(src.Actg_Period, src.Sales_Order_Id, src.Sales_Order_Item_Id, src.Product_Id,
            src.Beginning_Deferred_Expense, src.New_Commissions, src.Commission_Amortization, src.Ending_Deferred_Expense)
            AS _h,
-       src.Sales_Order_Item_Id AS _item, src.Actg_Period AS _s0, src.Sales_Order_Id AS _s1, src.Sales_Order_Item_Id AS _s2, NULL AS _s3
+       src.Sales_Order_Item_Id AS _item, src.Actg_Period AS _s0, {order_key}, NULL AS _s3
 FROM {source} AS src
 WHERE {rows}
   AND (Beginning_Deferred_Expense <> 0 OR New_Commissions <> 0 OR Commission_Amortization <> 0 OR Ending_Deferred_Expense <> 0)

@@ -13,6 +13,6 @@ SELECT Actg_Period, fmt_text(Sales_Order_Id) AS Sales_Order_Id, fmt_text(Sales_O
            src.BS_CustomField03, src.BS_CustomField04, src.BS_CustomField05, src.BS_CustomField06, src.BS_CustomField07,
            src.BS_CustomField08, src.BS_CustomField09, src.BS_CustomField10, src.Billing_Date, src.Billing_Amount,
            src.Currency) AS _h,
-       src.Sales_Order_Item_Id AS _item, src.Actg_Period AS _s0, src.Sales_Order_Id AS _s1, src.Sales_Order_Item_Id AS _s2, src.Invoice_Number || chr(0) || src.Invoice_Line AS _s3
+       src.Sales_Order_Item_Id AS _item, src.Actg_Period AS _s0, {order_key}, src.Invoice_Number || chr(0) || src.Invoice_Line AS _s3
 FROM {source} AS src
 WHERE {rows} AND Billing_Amount <> 0

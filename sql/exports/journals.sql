@@ -7,6 +7,6 @@ SELECT Actg_Period, fmt_text(Sales_Order_Id) AS Sales_Order_Id, fmt_text(Sales_O
        -- of the row's values before formatting (the continuous export's change test, without formatting)
        hash(src.Actg_Period, src.Sales_Order_Id, src.Sales_Order_Item_Id, src.Account_Id, src.Product_Id,
            src.Customer_Id, src.Link_Id, src.Class, src.Account_Type, src.Net_Debit, src.Currency) AS _h,
-       src.Sales_Order_Item_Id AS _item, src.Actg_Period AS _s0, src.Sales_Order_Id AS _s1, src.Sales_Order_Item_Id AS _s2, src.Account_Type AS _s3
+       src.Sales_Order_Item_Id AS _item, src.Actg_Period AS _s0, {order_key}, src.Account_Type AS _s3
 FROM {source} AS src
 WHERE {rows} AND Net_Debit <> 0

@@ -12,6 +12,6 @@ SELECT Actg_Period, fmt_text(Sales_Order_Id) AS Sales_Order_Id, fmt_text(Sales_O
            src.Order_Date, src.Bookings_Amount, src.Quantity, src.List_Price, src.Sale_Price, src.Allocated_Revenue,
            src.IsActive, src.Service_Start_Date, src.Service_End_Date, src.MRR, src.Duration_Hundredths, src.Currency,
            src.Reference_Invoice_Number) AS _h,
-       src.Sales_Order_Item_Id AS _item, src.Actg_Period AS _s0, src.Sales_Order_Id AS _s1, src.Sales_Order_Item_Id AS _s2, NULL AS _s3
+       src.Sales_Order_Item_Id AS _item, src.Actg_Period AS _s0, {order_key}, NULL AS _s3
 FROM {source} AS src
 WHERE {rows}

@@ -7,6 +7,6 @@ SELECT Actg_Period, fmt_text(Reference_Invoice_Number) AS Reference_Invoice_Numb
        -- of the row's values before formatting (the continuous export's change test, without formatting)
        hash(src.Actg_Period, src.Reference_Invoice_Number, src.Sales_Order_Id, src.Sales_Order_Item_Id,
            src.Product_Code, src.Product_Name, src.Contract_Date, src.Currency, src.Customer_Id, src.Revenue) AS _h,
-       src.Sales_Order_Item_Id AS _item, src.Actg_Period AS _s0, src.Sales_Order_Id AS _s1, src.Sales_Order_Item_Id AS _s2, NULL AS _s3
+       src.Sales_Order_Item_Id AS _item, src.Actg_Period AS _s0, {order_key}, NULL AS _s3
 FROM {source} AS src
 WHERE {rows} AND Revenue <> 0

@@ -6,7 +6,7 @@ SELECT Actg_Period, fmt_text(Sales_Order_Id) AS Sales_Order_Id, fmt_text(Sales_O
        -- of the row's values before formatting (the continuous export's change test, without formatting)
        hash(src.Actg_Period, src.Sales_Order_Id, src.Sales_Order_Item_Id, src.Product_Code, src.Beginning_Backlog,
            src.New_Booking, src.Revenue, src.Ending_Backlog) AS _h,
-       src.Sales_Order_Item_Id AS _item, src.Actg_Period AS _s0, src.Sales_Order_Id AS _s1, src.Sales_Order_Item_Id AS _s2, NULL AS _s3
+       src.Sales_Order_Item_Id AS _item, src.Actg_Period AS _s0, {order_key}, NULL AS _s3
 FROM {source} AS src
 WHERE {rows} AND Ending_Backlog IS NOT NULL
   AND (Beginning_Backlog <> 0 OR New_Booking <> 0 OR Revenue <> 0 OR Ending_Backlog <> 0)

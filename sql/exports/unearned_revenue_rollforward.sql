@@ -16,7 +16,7 @@ SELECT Actg_Period, fmt_text(Reference_Invoice_Number) AS Reference_Invoice_Numb
            src.Beginning_Unearned_Revenue, src.Booking_Amount, src.New_Billing, src.Revenue, src.Foreign_Currency_Change,
            src.Adjustment_To_Unearned_Revenue, src.Ending_Unearned_Revenue, src.Beginning_Unbilled_Receivable,
            src.Ending_Unbilled_Receivable) AS _h,
-       src.Sales_Order_Item_Id AS _item, src.Actg_Period AS _s0, src.Sales_Order_Id AS _s1, src.Sales_Order_Item_Id AS _s2, NULL AS _s3
+       src.Sales_Order_Item_Id AS _item, src.Actg_Period AS _s0, {order_key}, NULL AS _s3
 FROM {source} AS src
 WHERE {rows}
   AND (Beginning_Unearned_Revenue <> 0 OR New_Billing <> 0 OR Revenue <> 0 OR Foreign_Currency_Change <> 0
