@@ -1,7 +1,8 @@
 -- The sort key of a change-sized run's line-period files as one integer (lib/exports.py RANK_KEY): the rank
 -- of each (order, line) pair its candidates' rows carry, in code-point order, as the files sort them (SPEC §6).
--- The pairs come from both parts of the rows: a frozen row keeps the order its line had when its period was
--- closed, so a line moved to another order since then has a pair of each.
+-- The pairs come from both parts of the rows, and each row is ranked by its own pair: a frozen row keeps the
+-- values it had when its period was closed (the importer refuses to move a line to another order, but the
+-- order would not depend on that).
 CREATE OR REPLACE TEMP TABLE ce_rank AS
 SELECT Sales_Order_Id, Sales_Order_Item_Id,
        row_number() OVER (ORDER BY Sales_Order_Id NULLS LAST, Sales_Order_Item_Id NULLS LAST) AS _rank
