@@ -15,6 +15,7 @@ import duckdb
 
 from revrec_pipelines.lib import engine, exports, sql
 from revrec_pipelines.lib.periods import label, next_period, parse_period, previous_period
+from revrec_pipelines.lib.warehouse import transaction
 
 MAX_LISTED = 10
 
@@ -160,8 +161,7 @@ def close_period(
         _audit(con, "close_refused", period, None, actor, run_id, "\n".join(problems))
         raise CloseRefused(f"{period} was not closed:\n- " + "\n- ".join(problems), problems)
     after = 0 if last is None else last  # frozen rows are kept for periods ≤ last; everything after is frozen now
-    con.execute("BEGIN TRANSACTION")
-    try:
+    with transaction(con):
         sql.run_file(con, "close/freeze", period=period, after_period=after, first_period=first)
         record_journal_checksums(con, after, period)
         hashes = con.execute(sql.render("close/period_hashes", first_period=first, last_period=period)).fetchall()
@@ -176,10 +176,6 @@ def close_period(
         frozen = [p for p, _ in hashes]
         detail = f"froze {label(first)}…{label(period)}" if len(frozen) > 1 else f"froze {label(period)}"
         _audit(con, "close", period, close_number, actor, run_id, f"{detail}; {rows} line-period rows")
-        con.execute("COMMIT")
-    except BaseException:
-        con.execute("ROLLBACK")
-        raise
     progress(f"closed {period} (close #{close_number}): {rows:,} line-period rows frozen")
     return CloseResult(period, close_number, frozen, rows)
 
@@ -207,13 +203,8 @@ def reopen_period(
         raise CloseRefused(f"{period} is not closed" + (f" (periods are closed through {last})" if last else " (no period is closed)"))
     reopened = [r[0] for r in con.execute(
         "SELECT period FROM closed_periods WHERE period >= ? ORDER BY period", [period]).fetchall()]
-    con.execute("BEGIN TRANSACTION")
-    try:
+    with transaction(con):
         sql.run_file(con, "close/reopen", period=period)
         _audit(con, "reopen", period, None, actor, run_id, f"reopened {', '.join(map(str, reopened))}")
-        con.execute("COMMIT")
-    except BaseException:
-        con.execute("ROLLBACK")
-        raise
     engine.compute(con, home_currency, progress)
     return ReopenResult(period, reopened)

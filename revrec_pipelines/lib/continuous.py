@@ -35,6 +35,7 @@ from revrec_pipelines.lib.exports import (
 )
 from revrec_pipelines.lib.periods import next_period
 from revrec_pipelines.lib.sources import ExportDestination
+from revrec_pipelines.lib.warehouse import transaction
 
 EXPORT_TYPES = (
     "unearned_revenue_rollforward",
@@ -150,6 +151,7 @@ def _export_sources(con, every_line_types: frozenset[str] = frozenset()) -> tupl
     )
     open_rows = "SELECT * EXCLUDE (line_no) FROM open_line_periods"
     frozen_rows = f"SELECT * FROM frozen_line_periods WHERE {CANDIDATE}"
+    ranked: dict[str, str] = {}
     if not every_line:
         cuts = {
             "ce_frozen": f"SELECT {', '.join(_frozen_columns(con))} FROM frozen_line_periods WHERE {CANDIDATE}",
@@ -168,8 +170,8 @@ def _export_sources(con, every_line_types: frozenset[str] = frozenset()) -> tupl
         if "ce_orders" in cuts:
             sources["orders"] = "(SELECT * FROM ce_orders)"
         sql.run_file(con, "continuous/rank")
+        ranked = dict.fromkeys(LINE_PERIOD_TYPES, "ce_ranked_line_periods")
     line_periods = f"({frozen_rows} UNION ALL BY NAME {open_rows})"
-    ranked = {} if every_line else dict.fromkeys(LINE_PERIOD_TYPES, "ce_ranked_line_periods")
     return {**sources, **dict.fromkeys(LINE_PERIOD_TYPES, line_periods)}, ranked
 
 
@@ -245,14 +247,9 @@ def run_continuous_export(
     The run is one transaction, from its first read of the export state to the state it records: the change
     test notes the rowids of the state rows a version replaces, and they must still name those rows when it
     is recorded. Anything that fails before the end rolls all of it back, temporary tables included."""
-    con.execute("BEGIN TRANSACTION")
-    try:
+    with transaction(con):
         result = _run(con, destination, export_timestamp, after_files_written, progress, slice_rows)
         _drop_temporary(con)
-        con.execute("COMMIT")
-    except BaseException:
-        con.execute("ROLLBACK")
-        raise
     return result
 
 
@@ -328,11 +325,12 @@ def _run(
             if export_type not in changes:
                 continue
             name = f"continuousexport-{export_type}-{version:06d}.csv"
+            is_ranked = export_type in ranked
             source = ranked.get(export_type, sources[export_type])
             if not nothing_exported:
                 source = _changed_items(source, export_type)
-            query = export_query(export_type, source, order_key=RANK_KEY if export_type in ranked else ORDER_KEY)
-            tombstones = _tombstone_query(columns[export_type], export_type, version, export_type in ranked)
+            query = export_query(export_type, source, order_key=RANK_KEY if is_ranked else ORDER_KEY)
+            tombstones = _tombstone_query(columns[export_type], export_type, version, is_ranked)
             rows = f"SELECT *, {version} AS Version FROM ({query}) r UNION ALL BY NAME {tombstones}"
             ordered = f"SELECT {', '.join(columns[export_type])}, Version, {KEY_COLUMNS} FROM ({rows})"
             bounds = _slice_bounds(con, export_type, changes[export_type] / lines, slice_rows, counted)

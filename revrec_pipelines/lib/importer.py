@@ -23,6 +23,7 @@ from revrec_pipelines.lib.filetypes import APPLY_ORDER, FILE_TYPES, SQL_TYPES, F
 from revrec_pipelines.lib.reader import Unit, UnreadableFile, read_units
 from revrec_pipelines.lib.sources import FileSource, RemoteFile, SourceError
 from revrec_pipelines.lib.validation import ERROR_COLUMNS, normalized, row_errors
+from revrec_pipelines.lib.warehouse import transaction
 
 log = logging.getLogger(__name__)
 REFERENCE_CHECKS = {"sales_orders", "invoices", "usage", "commissions", "exchange_rates"}
@@ -246,8 +247,7 @@ def import_file(
     outcome.rows_new = outcome.rows_changed = outcome.rows_unchanged = 0
     n = outcome.errors.height
     outcome.message = f"{n} problem{'s' if n != 1 else ''} found; the whole file was rejected"
-    con.execute("BEGIN TRANSACTION")
-    try:
+    with transaction(con):
         con.register("errors_frame", outcome.errors.to_arrow())
         con.execute(
             "INSERT INTO import_errors (batch_id, source, path, unit, row_number, column_name, value, reason) "
@@ -256,10 +256,6 @@ def import_file(
         )
         con.unregister("errors_frame")
         _record(con, source_uri, remote, sha256, outcome, started, run_id)
-        con.execute("COMMIT")
-    except BaseException:
-        con.execute("ROLLBACK")
-        raise
     return outcome
 
 

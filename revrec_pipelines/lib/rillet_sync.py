@@ -38,6 +38,7 @@ from revrec_pipelines.lib.filetypes import FILE_TYPES
 from revrec_pipelines.lib.reader import Unit
 from revrec_pipelines.lib.rillet import ENDPOINTS, RilletError
 from revrec_pipelines.lib.validation import ROW_OFFSET
+from revrec_pipelines.lib.warehouse import transaction
 
 log = logging.getLogger(__name__)
 
@@ -221,14 +222,9 @@ def sync(
         )
 
     report = SyncReport(0, base_url, full, endpoints=list(endpoints.values()))
-    con.execute("BEGIN TRANSACTION")
-    try:
+    with transaction(con):
         report.sync_id = con.execute("SELECT nextval('rillet_sync_id_seq')").fetchall()[0][0]
         _apply(con, report, read, endpoints, states, home_currency, run_id, started, progress)
-        con.execute("COMMIT")
-    except BaseException:
-        con.execute("ROLLBACK")
-        raise
     progress(report.summary())
     return report
 

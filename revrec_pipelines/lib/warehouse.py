@@ -80,13 +80,8 @@ def _backfill_journal_checksums(con: duckdb.DuckDBPyConnection) -> None:
         "SELECT (SELECT count(*) FROM frozen_journal_checksums) = 0, (SELECT max(Actg_Period) FROM frozen_journal_lines)"
     ).fetchall()[0]
     if missing[0] and missing[1] is not None:
-        con.execute("BEGIN TRANSACTION")
-        try:
+        with transaction(con):
             record_journal_checksums(con, 0, missing[1])
-            con.execute("COMMIT")
-        except BaseException:
-            con.execute("ROLLBACK")
-            raise
 
 
 def _drop_continuous_state_key(con: duckdb.DuckDBPyConnection) -> None:
@@ -97,15 +92,10 @@ def _drop_continuous_state_key(con: duckdb.DuckDBPyConnection) -> None:
         "AND table_name = 'continuous_export_state' AND constraint_type = 'PRIMARY KEY'"
     ).fetchall()[0][0]
     if keyed:
-        con.execute("BEGIN TRANSACTION")
-        try:
+        with transaction(con):
             con.execute("CREATE TABLE continuous_export_state_unkeyed AS SELECT * FROM continuous_export_state")
             con.execute("DROP TABLE continuous_export_state")
             con.execute("ALTER TABLE continuous_export_state_unkeyed RENAME TO continuous_export_state")
-            con.execute("COMMIT")
-        except BaseException:
-            con.execute("ROLLBACK")
-            raise
 
 
 # A deliberate DuckDB memory limit (DuckDB's own default is 80% of the RAM): the work that does not fit
@@ -141,6 +131,19 @@ def connect(
         con.execute(f"SET temp_directory = '{spill.as_posix()}'")
         ensure_schema(con)
     return con
+
+
+@contextmanager
+def transaction(con: duckdb.DuckDBPyConnection) -> Iterator[duckdb.DuckDBPyConnection]:
+    """The body as one transaction: committed at its end, rolled back on any exception (which is raised again),
+    a failed commit included."""
+    con.execute("BEGIN TRANSACTION")
+    try:
+        yield con
+        con.execute("COMMIT")
+    except BaseException:
+        con.execute("ROLLBACK")
+        raise
 
 
 @contextmanager
