@@ -25,6 +25,7 @@ import posixpath
 import socket
 import stat
 import tempfile
+import threading
 import time
 import uuid
 import weakref
@@ -46,6 +47,46 @@ T = TypeVar("T")
 DEFAULT_PORT = 22
 DEFAULT_SETTLE_SECONDS = 2.0
 _CHUNK = 1 << 20
+
+
+def _is_read_ahead_dying_with_its_link(args: threading.ExceptHookArgs) -> bool:
+    """Whether a thread's uncaught exception is paramiko's read-ahead (`SFTPFile.prefetch`) losing its link.
+
+    That thread sends a download's read requests in the background; when the connection drops under it, it dies
+    with an EOFError or OSError that nothing can catch. The download itself fails on the same dropped link and
+    is retried on a new connection or reported (`_run`), so the thread's traceback says nothing an operator
+    must act on; printed to the run's stderr it reads like a crash."""
+    if args.exc_type is None or not issubclass(args.exc_type, (EOFError, OSError, paramiko.SSHException)):
+        return False
+    tb = args.exc_traceback
+    while tb is not None:
+        code = tb.tb_frame.f_code
+        if (
+            code.co_name == "_prefetch_thread"
+            and tb.tb_frame.f_globals.get("__name__") == "paramiko.sftp_file"
+        ):
+            return True
+        tb = tb.tb_next
+    return False
+
+
+def _quiet_read_ahead_on_dropped_links() -> None:
+    """Log the read-ahead's death on a dropped link at debug level instead of as an unhandled thread exception;
+    every other thread exception goes to the hook that was in place (installed once, on top of the current)."""
+    previous = threading.excepthook
+    if getattr(previous, "revrec_read_ahead_filter", False):
+        return
+
+    def hook(args: threading.ExceptHookArgs) -> None:
+        if _is_read_ahead_dying_with_its_link(args):
+            log.debug(
+                "SFTP read-ahead stopped with its connection (%s: %s)", args.exc_type.__name__, args.exc_value
+            )
+            return
+        previous(args)
+
+    hook.revrec_read_ahead_filter = True  # type: ignore[attr-defined]
+    threading.excepthook = hook
 
 
 @dataclass(frozen=True)
@@ -465,6 +506,7 @@ class SftpSource(_SftpEndpoint):
         dest = Path(dest)
         dest.parent.mkdir(parents=True, exist_ok=True)
         remote_path = self._remote(remote.path)
+        _quiet_read_ahead_on_dropped_links()
 
         def fetch(sftp: paramiko.SFTPClient) -> str:
             now = sftp.stat(remote_path)
