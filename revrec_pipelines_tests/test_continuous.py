@@ -4,7 +4,9 @@ rates, with closes and a reopen in between; no change writes nothing; a held lin
 after its rate arrives; a crash between writing files and recording state loses and repeats nothing."""
 
 import csv
+import os
 import shutil
+import stat
 from collections import defaultdict
 from pathlib import Path
 
@@ -224,6 +226,40 @@ def test_a_crash_between_writing_and_recording_repeats_no_version_and_loses_none
     assert con.execute("SELECT list(version ORDER BY version) FROM continuous_export_runs").fetchall()[0][0] == [1, 2]
     assert_replay_equals_current(con, out)
     assert _export(con, out).version is None
+    con.close()
+
+
+def test_the_files_are_on_disk_before_the_run_that_wrote_them_is_recorded(tmp_path, monkeypatch):
+    # A power cut right after the run is recorded must not leave the record beside a lost or empty file: each
+    # file is flushed before it takes its name, the folder after the renames, and all of it before the commit.
+    base, out = tmp_path / "base", tmp_path / "out"
+    generate(base, lines=40, seed=5, months=3)
+    con = warehouse.connect(tmp_path / "w.duckdb")
+    _import(con, base)
+    committed = con.cursor()  # another connection to the warehouse: it sees only what is committed
+    flushes: list[tuple[int, bool, list[str], int]] = []
+    real_fsync = os.fsync
+
+    def observed_fsync(fd: int) -> None:
+        st = os.fstat(fd)
+        published = sorted(p.name for p in out.iterdir() if not p.name.startswith(".")) if out.exists() else []
+        runs = committed.execute("SELECT count(*) FROM continuous_export_runs").fetchall()[0][0]
+        flushes.append((st.st_ino, stat.S_ISDIR(st.st_mode), published, runs))
+        real_fsync(fd)
+
+    monkeypatch.setattr(os, "fsync", observed_fsync)
+    result = _export(con, out)
+    monkeypatch.undo()
+
+    assert result.version == 1 and len(result.files) == 8  # every type but journals (none closed), and control
+    for name in result.files:
+        own = [f for f in flushes if f[0] == (out / name).stat().st_ino and not f[1]]
+        assert own, f"{name} was never flushed"
+        assert all(name not in published for _, _, published, _ in own), f"{name} was flushed after publishing"
+    folder = [f for f in flushes if f[1] and f[0] == out.stat().st_ino]
+    assert folder and folder[-1][2] == sorted(result.files)  # the folder flushed once every file was in place
+    assert {runs for *_, runs in flushes} == {0}  # all before the run was committed
+    assert committed.execute("SELECT count(*) FROM continuous_export_runs").fetchall()[0][0] == 1
     con.close()
 
 

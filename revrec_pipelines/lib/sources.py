@@ -121,10 +121,23 @@ class LocalFolderDestination:
                 os.link(local_path, tmp)
             except OSError:
                 shutil.copyfile(local_path, tmp)
+            # Durable before it is published, and published durably: the caller records the file as written
+            # (the continuous export's state, the close) right after, and a power cut must not leave that record
+            # beside a lost or empty file (docs/decisions.md).
+            _fsync(tmp)
             os.replace(tmp, self.root / name)
+            _fsync((self.root / name).parent, directory=True)
         except BaseException:
             Path(tmp).unlink(missing_ok=True)
             raise
+
+
+def _fsync(path: str | Path, directory: bool = False) -> None:
+    fd = os.open(path, os.O_RDONLY | (os.O_DIRECTORY if directory else 0))
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
 
 
 def _local_path(uri: str) -> Path:
