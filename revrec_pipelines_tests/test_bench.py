@@ -101,3 +101,34 @@ def test_bench_closes_more_periods_before_the_continuous_export_when_asked(tmp_p
 def test_bench_refuses_to_close_the_modification_batchs_month(tmp_path):
     with pytest.raises(ValueError, match="must stay open"):
         run_bench(200, seed=3, workdir=tmp_path, print_fn=lambda _l: None, closed=400)
+
+
+def test_the_row_changes_script_counts_what_the_continuous_export_writes(tmp_path):
+    # benchmarks/row_changes.py diffs every row before and after a batch; the continuous export finds the
+    # changed lines from the inputs and its state. The rows of the lines the one finds changed must be the rows
+    # the other writes (tombstones aside), type by type.
+    import csv
+    import runpy
+    from pathlib import Path
+
+    from revrec_pipelines.lib import continuous
+
+    script = runpy.run_path(str(Path(__file__).resolve().parents[1] / "benchmarks" / "row_changes.py"))
+    counts = script["measure"](300, modified=0.2, seed=4)
+
+    base, mods, out = tmp_path / "base", tmp_path / "mods", tmp_path / "out"
+    generator.generate(base, lines=300, seed=4)
+    generator.generate_modifications(base, mods, fraction=0.2, seed=5)
+    con = warehouse.connect(tmp_path / "w.duckdb")
+    for folder in (base, mods):
+        assert not importer.import_from_source(con, sources.LocalFolderSource(folder)).rejected
+        engine.compute(con, HOME_CURRENCY)
+        version = continuous.run_continuous_export(con, sources.LocalFolderDestination(out)).version
+    con.close()
+    for export_type, (rows, sent, changed, vanished) in counts.items():
+        path = out / f"continuousexport-{export_type}-{version:06d}.csv"
+        with path.open(newline="", encoding="utf-8") as f:
+            written = sum(1 for row in csv.DictReader(f) if row["Actg_Period"])  # tombstones have no period
+        assert written == sent, export_type
+        assert 0 < changed <= sent < rows, export_type
+        assert vanished >= 0
