@@ -9,6 +9,9 @@
 -- attributes as of this computation) and line_period_amounts (one row per line and period: the flows
 -- and balances) — and line_periods is the view that assembles the rows from them and the frozen rows.
 
+-- the UI metadata's totals summed the rows about to be replaced (sql/metadata/line_period_totals.sql)
+DROP TABLE IF EXISTS line_period_totals;
+
 -- The lines that are not held, with the integer keys line_series gave them (line_keys: id order) and
 -- their rate into home currency.
 CREATE OR REPLACE TEMP TABLE period_lines AS
