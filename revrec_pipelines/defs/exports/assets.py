@@ -1,6 +1,8 @@
 """Close-period export files (SPEC §6) for a closed period, to REVREC_EXPORT_DEST."""
 
 
+import time
+
 import dagster as dg
 from pydantic import Field
 
@@ -132,8 +134,13 @@ continuous_export_schedule = dg.ScheduleDefinition(
 def analyst_warehouse(warehouse: Warehouse) -> dg.MaterializeResult:
     from revrec_pipelines.lib.snapshot import snapshot_path, write_snapshot
 
+    started = time.perf_counter()
     with warehouse.connect() as con:
         target = write_snapshot(con, snapshot_path(warehouse.database))
     return dg.MaterializeResult(
-        metadata={"path": dg.MetadataValue.path(str(target)), "bytes": dg.MetadataValue.int(target.stat().st_size)}
+        metadata={
+            "path": dg.MetadataValue.path(str(target)),
+            "bytes": dg.MetadataValue.int(target.stat().st_size),
+            "seconds": dg.MetadataValue.float(round(time.perf_counter() - started, 3)),
+        }
     )
