@@ -7,6 +7,7 @@ from revrec_pipelines.defs.revrec.assets import TABLES
 from revrec_pipelines.lib import engine, generator, importer, sources, warehouse
 from revrec_pipelines.lib.bench import (
     AFTER_CLOSE,
+    ANALYST_COPY,
     BASELINE,
     BASELINE_SQL,
     BASELINE_WIDE,
@@ -22,7 +23,9 @@ def test_bench_runs_every_stage_on_a_small_data_set(tmp_path):
     lines: list[str] = []
     stages = run_bench(200, seed=3, workdir=tmp_path, print_fn=lines.append)
     names = [s.name for s in stages]
-    assert names[:4] == ["import", "compute", METADATA, "close + close-period export"]
+    assert names[:5] == ["import", "compute", METADATA, ANALYST_COPY, "close + close-period export"]
+    # the analysts' copy the analyst_warehouse asset writes after a computation, timed outside the total
+    assert (tmp_path / "w-analyst.duckdb").exists() and " analyst_copy=" in lines[-1]
     # the UI metadata of every revrec asset, each timed
     assert [what for what, _s in stages[2].parts] == [t.name for t in TABLES]
     assert "1% modification: import + compute + continuous export" in names
@@ -33,16 +36,17 @@ def test_bench_runs_every_stage_on_a_small_data_set(tmp_path):
     assert "waterfall/baseline_19_columns=" in lines[-1] and "asset_metadata=" in lines[-1]
     # the run after the next close: the period after the close stage's, then every line's orders go out
     after = stages[names.index(AFTER_CLOSE)]
-    first = int(stages[3].parts[0][0].split()[-1])
+    first = int(stages[names.index('close + close-period export')].parts[0][0].split()[-1])
     assert [what for what, _s in after.parts] == [f"close {first + 1}", "continuous export"]
     assert " after_close_export=" in lines[-1]
     assert (tmp_path / "out" / "continuousexport-orders-000003.csv").exists()
+
 
 def test_bench_can_leave_out_the_continuous_export_stages(tmp_path):
     lines: list[str] = []
     stages = run_bench(200, seed=3, workdir=tmp_path, print_fn=lines.append, continuous=False)
     assert [s.name for s in stages] == [
-        "import", "compute", METADATA, "close + close-period export", BASELINE, BASELINE_WIDE]
+        "import", "compute", METADATA, ANALYST_COPY, "close + close-period export", BASELINE, BASELINE_WIDE]
     assert "continuous=skipped" in lines[-1]
     assert not any((tmp_path / "out").glob("continuousexport-*.csv"))
 

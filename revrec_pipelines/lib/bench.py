@@ -46,7 +46,17 @@ from pathlib import Path
 
 import duckdb
 
-from revrec_pipelines.lib import close, continuous, engine, exports, generator, importer, sources, warehouse
+from revrec_pipelines.lib import (
+    close,
+    continuous,
+    engine,
+    exports,
+    generator,
+    importer,
+    snapshot,
+    sources,
+    warehouse,
+)
 from revrec_pipelines.lib.periods import next_period
 
 HOME_CURRENCY = "USD"  # the generator's home currency
@@ -102,6 +112,7 @@ WATERFALL_STEPS = ("line_series", "line_periods")
 BASELINE = "baseline generate_series + window"
 BASELINE_WIDE = "baseline generate_series + window, 19 columns"
 METADATA = "asset metadata (UI, after the compute; not in the total)"
+ANALYST_COPY = "analysts' copy (after the compute; not in the total)"
 HISTORY = "history: more periods closed (not in the total)"
 AFTER_CLOSE = "the next close + the continuous export after it"
 
@@ -173,6 +184,7 @@ def run_bench(lines: int, seed: int = 1, workdir: Path | None = None, print_fn: 
             lambda: _import_stage(con, base),
             lambda: _compute_stage(con, counted),
             lambda: _metadata_stage(con, counted),
+            lambda: _analyst_copy_stage(con, tmp),
             lambda: _close_stage(con, out),
             lambda: _baseline_stage(con, BASELINE, BASELINE_SQL, "bench_baseline"),
             lambda: _baseline_stage(con, BASELINE_WIDE, BASELINE_WIDE_SQL, "bench_baseline_wide"),
@@ -234,6 +246,15 @@ def _metadata_stage(con: duckdb.DuckDBPyConnection, counted: dict[str, int]) -> 
     for spec in TABLES:
         clock.part(spec.name, lambda spec=spec: asset_metadata(con, spec, rows=counted[spec.name]))
     return clock.stop(len(TABLES))
+
+
+def _analyst_copy_stage(con: duckdb.DuckDBPyConnection, tmp: Path) -> Stage:
+    # what the analyst_warehouse asset does after every computation
+    clock = _Clock(ANALYST_COPY)
+    snapshot.write_snapshot(con, snapshot.snapshot_path(tmp / "w.duckdb"))
+    stage = clock.stop(0)
+    rows = sum(snapshot.table_rows(con, con.execute("SELECT current_database()").fetchall()[0][0]).values())
+    return Stage(stage.name, stage.seconds, rows, stage.peak_rss_mb, stage.parts)  # rows: every table's, copied
 
 
 def _close_stage(con: duckdb.DuckDBPyConnection, out: Path) -> Stage:
@@ -345,6 +366,7 @@ def _summary(lines: int, stages: list[Stage], threads: object, memory_limit: obj
     return (
         f"SUMMARY lines={lines:,} cores={os.cpu_count()} threads={threads} memory_limit={memory_limit} "
         f"import+compute+close+export={total:.1f}s asset_metadata={by[METADATA].seconds:.1f}s "
+        f"analyst_copy={by[ANALYST_COPY].seconds:.1f}s "
         f"waterfall={waterfall:.1f}s baseline={baseline:.1f}s "
         f"waterfall/baseline={waterfall / max(baseline, 1e-9):.1f}x baseline_19_columns={baseline_wide:.1f}s "
         f"waterfall/baseline_19_columns={waterfall / max(baseline_wide, 1e-9):.1f}x "

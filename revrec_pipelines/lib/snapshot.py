@@ -30,7 +30,7 @@ def snapshot_path(warehouse: str | os.PathLike[str]) -> Path:
     return p.with_name(p.stem + "-analyst" + p.suffix)
 
 
-def _table_rows(con: duckdb.DuckDBPyConnection, database: str) -> dict[str, int]:
+def table_rows(con: duckdb.DuckDBPyConnection, database: str) -> dict[str, int]:
     tables = con.execute(
         "SELECT schema_name, table_name FROM duckdb_tables() WHERE database_name = ? AND NOT temporary ORDER BY ALL",
         [database],
@@ -50,12 +50,12 @@ def write_snapshot(con: duckdb.DuckDBPyConnection, target: Path) -> Path:
         "SELECT database_name, path FROM duckdb_databases() WHERE database_name = current_database()"
     ).fetchall()[0]
     con.execute("CHECKPOINT")
-    expected = _table_rows(con, database)
+    expected = table_rows(con, database)
     try:
         shutil.copyfile(path, tmp)
         copy = duckdb.connect(str(tmp), read_only=True)
         try:
-            found = _table_rows(copy, copy.execute("SELECT current_database()").fetchall()[0][0])
+            found = table_rows(copy, copy.execute("SELECT current_database()").fetchall()[0][0])
         finally:
             copy.close()
         if found != expected:
