@@ -384,3 +384,98 @@ def test_the_rollforward_check_finds_each_lines_prior_row_however_far_back(tmp_p
     found = beginning_mismatches()
     assert found == reference() == {(changed, 202505), (gap, 202505)}
     con.close()
+
+
+# ------------------------------------------------------------------------------------------------
+# the rollforward check against a plain Python reading of line_periods
+
+
+_CHECK_COLUMNS = (
+    "Sales_Order_Id, Sales_Order_Item_Id, Actg_Period, Currency, Beginning_Unearned_Revenue, "
+    "Beginning_Unbilled_Receivable, New_Billing, Foreign_Currency_Change, Revenue, Adjustment_To_Unearned_Revenue, "
+    "Ending_Unearned_Revenue, Ending_Unbilled_Receivable, Beginning_Backlog, New_Booking, Ending_Backlog, "
+    "Beginning_Deferred_Expense, New_Commissions, Commission_Amortization, Ending_Deferred_Expense"
+)
+
+
+def _money(cents: int) -> str:
+    return f"{'-' if cents < 0 else ''}{abs(cents) // 100}.{abs(cents) % 100:02d}"
+
+
+def _rollforward_problems(con, from_period: int, to_period: int) -> list[tuple]:
+    """SPEC §4's rollforward rules row by row, each line's rows in period order; a row is reported with the
+    first rule it breaks, its beginning compared with the line's previous row, however far back."""
+    lines: dict[str, list[tuple]] = {}
+    for row in con.execute(f"SELECT {_CHECK_COLUMNS} FROM line_periods").fetchall():
+        lines.setdefault(row[1], []).append(row)
+    found = []
+    for rows in lines.values():
+        previous = None
+        for r in sorted(rows, key=lambda r: r[2]):
+            (so, item, period, currency, bu, bb, billing, fx, revenue, adjustment, eu, eb, bbk, booking, ebk,
+             bde, commissions, amortization, ede) = r
+            if from_period <= period <= to_period:
+                off = (eu - eb) - (bu - bb + billing + fx - revenue + adjustment)
+                if off:
+                    problem = f"unearned rollforward off by {_money(off)} {currency}"
+                elif previous is not None and (bu, bb) != (previous[10], previous[11]):
+                    problem = f"beginning balances differ from the ending balances of {previous[2]}"
+                elif ebk is not None and bbk + booking - revenue != ebk:
+                    problem = f"backlog rollforward off by {_money(ebk - (bbk + booking - revenue))}"
+                elif bde + commissions - amortization != ede:
+                    problem = f"deferred expense rollforward off by {_money(ede - (bde + commissions - amortization))}"
+                elif eu < 0 or eb < 0 or (eu > 0 and eb > 0):
+                    problem = "a line carries both unearned revenue and an unbilled receivable, or a negative balance"
+                else:
+                    problem = None
+                if problem:
+                    found.append((so, item, period, problem))
+            previous = r
+    return sorted(found, key=lambda f: (f[2], f[0] is None, f[0] or "", f[1]))
+
+
+def test_the_rollforward_check_reports_what_a_row_by_row_reading_reports(tmp_path: Path) -> None:
+    """Every rule of the check, in frozen and open rows, with rows that break two rules (the first is
+    reported), over every period (the asset check) and over a close's periods."""
+    from revrec_pipelines.lib import engine, importer, sources, warehouse
+    from revrec_pipelines.lib.generator import generate
+
+    generate(tmp_path / "in", lines=80, seed=43, months=6)
+    con = warehouse.connect(tmp_path / "w.duckdb")
+    importer.import_from_source(con, sources.LocalFolderSource(tmp_path / "in"), progress=lambda _m: None)
+    engine.compute(con, "USD")
+    for period in (202501, 202502, 202503):
+        close.close_period(con, period, home_currency="USD", actor="t", recompute=False)
+    assert close.run_check(con, "rollforward_identity").height == 0 and not _rollforward_problems(con, 0, 999912)
+
+    items = [r[0] for r in con.execute(
+        "SELECT Sales_Order_Item_Id FROM frozen_line_periods WHERE Actg_Period = 202502 "
+        "AND Ending_Backlog IS NOT NULL AND Ending_Unearned_Revenue > 0 ORDER BY 1 LIMIT 5").fetchall()]
+    frozen = "UPDATE frozen_line_periods SET {} WHERE Sales_Order_Item_Id = ? AND Actg_Period = 202502"
+    con.execute(frozen.format("Ending_Unearned_Revenue = Ending_Unearned_Revenue + 100"), [items[0]])  # and the next row
+    con.execute(frozen.format("Beginning_Unearned_Revenue = Beginning_Unearned_Revenue + 7"), [items[1]])  # two rules
+    con.execute(frozen.format("Ending_Backlog = Ending_Backlog + 3"), [items[2]])
+    con.execute(frozen.format("New_Commissions = New_Commissions + 5"), [items[3]])
+    con.execute(frozen.format("Ending_Unbilled_Receivable = Ending_Unbilled_Receivable + 10, New_Billing = New_Billing - 10"),
+                [items[4]])
+    # an open row's stored position moved: its beginning no longer follows the row before, nor the next row's it
+    line_no = con.execute("SELECT line_no FROM line_period_amounts WHERE Actg_Period = 202505 AND position <> 0 "
+                          "ORDER BY line_no LIMIT 1").fetchall()[0][0]
+    con.execute("UPDATE line_period_amounts SET position = position + 1 WHERE line_no = ? AND Actg_Period = 202505",
+                [line_no])
+
+    def reported(from_period: int, to_period: int) -> list[tuple]:
+        frame = close.run_check(con, "rollforward_identity", from_period, to_period)
+        rows = [(r["Sales_Order_Id"], r["Sales_Order_Item_Id"], r["Actg_Period"], r["problem"])
+                for r in frame.iter_rows(named=True)]
+        return sorted(rows, key=lambda f: (f[2], f[0] is None, f[0] or "", f[1]))
+
+    everything = _rollforward_problems(con, 0, 999912)
+    kinds = {p.split(" ")[0] + " " + p.split(" ")[1] for *_, p in everything}
+    assert kinds == {"unearned rollforward", "beginning balances", "backlog rollforward", "deferred expense",
+                     "a line"}, kinds
+    assert reported(0, 999912) == everything
+    for from_period, to_period in ((202502, 202503), (202503, 202503), (202504, 202506), (202506, 202506)):
+        assert reported(from_period, to_period) == _rollforward_problems(con, from_period, to_period)
+    assert len(reported(202503, 202503)) >= 2  # the rows after the frozen ones moved
+    con.close()
