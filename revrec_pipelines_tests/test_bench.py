@@ -12,6 +12,8 @@ from revrec_pipelines.lib.bench import (
     BASELINE_SQL,
     BASELINE_WIDE,
     BASELINE_WIDE_SQL,
+    CHECKED,
+    CHECKS,
     HISTORY,
     HOME_CURRENCY,
     METADATA,
@@ -23,7 +25,9 @@ def test_bench_runs_every_stage_on_a_small_data_set(tmp_path):
     lines: list[str] = []
     stages = run_bench(200, seed=3, workdir=tmp_path, print_fn=lines.append)
     names = [s.name for s in stages]
-    assert names[:5] == ["import", "compute", METADATA, ANALYST_COPY, "close + close-period export"]
+    assert names[:6] == ["import", "compute", METADATA, CHECKS, ANALYST_COPY, "close + close-period export"]
+    # the asset checks a computation run runs, each timed
+    assert [what for what, _s in stages[3].parts] == list(CHECKED) and " asset_checks=" in lines[-1]
     # the analysts' copy the analyst_warehouse asset writes after a computation, timed outside the total
     assert (tmp_path / "w-analyst.duckdb").exists() and " analyst_copy=" in lines[-1]
     # the UI metadata of every revrec asset, each timed
@@ -46,7 +50,7 @@ def test_bench_can_leave_out_the_continuous_export_stages(tmp_path):
     lines: list[str] = []
     stages = run_bench(200, seed=3, workdir=tmp_path, print_fn=lines.append, continuous=False)
     assert [s.name for s in stages] == [
-        "import", "compute", METADATA, ANALYST_COPY, "close + close-period export", BASELINE, BASELINE_WIDE]
+        "import", "compute", METADATA, CHECKS, ANALYST_COPY, "close + close-period export", BASELINE, BASELINE_WIDE]
     assert "continuous=skipped" in lines[-1]
     assert not any((tmp_path / "out").glob("continuousexport-*.csv"))
 

@@ -113,6 +113,11 @@ BASELINE = "baseline generate_series + window"
 BASELINE_WIDE = "baseline generate_series + window, 19 columns"
 METADATA = "asset metadata (UI, after the compute; not in the total)"
 ANALYST_COPY = "analysts' copy (after the compute; not in the total)"
+CHECKS = "asset checks (after the compute; not in the total)"
+# the SQL checks the Dagster asset checks run over every period after a computation (defs/revrec/checks.py;
+# closed_periods_unchanged has nothing to compare before the first close, which comes after this stage)
+CHECKED = ("allocation_sums", "rollforward_identity", "revenue_equals_allocation", "journals_balanced",
+           "unmapped_accounts")
 HISTORY = "history: more periods closed (not in the total)"
 AFTER_CLOSE = "the next close + the continuous export after it"
 
@@ -184,6 +189,7 @@ def run_bench(lines: int, seed: int = 1, workdir: Path | None = None, print_fn: 
             lambda: _import_stage(con, base),
             lambda: _compute_stage(con, counted),
             lambda: _metadata_stage(con, counted),
+            lambda: _checks_stage(con),
             lambda: _analyst_copy_stage(con, tmp),
             lambda: _close_stage(con, out),
             lambda: _baseline_stage(con, BASELINE, BASELINE_SQL, "bench_baseline"),
@@ -246,6 +252,13 @@ def _metadata_stage(con: duckdb.DuckDBPyConnection, counted: dict[str, int]) -> 
     for spec in TABLES:
         clock.part(spec.name, lambda spec=spec: asset_metadata(con, spec, rows=counted[spec.name]))
     return clock.stop(len(TABLES))
+
+
+def _checks_stage(con: duckdb.DuckDBPyConnection) -> Stage:
+    clock = _Clock(CHECKS)
+    for name in CHECKED:
+        clock.part(name, lambda name=name: close.run_check(con, name))
+    return clock.stop(len(CHECKED))
 
 
 def _analyst_copy_stage(con: duckdb.DuckDBPyConnection, tmp: Path) -> Stage:
@@ -366,7 +379,7 @@ def _summary(lines: int, stages: list[Stage], threads: object, memory_limit: obj
     return (
         f"SUMMARY lines={lines:,} cores={os.cpu_count()} threads={threads} memory_limit={memory_limit} "
         f"import+compute+close+export={total:.1f}s asset_metadata={by[METADATA].seconds:.1f}s "
-        f"analyst_copy={by[ANALYST_COPY].seconds:.1f}s "
+        f"asset_checks={by[CHECKS].seconds:.1f}s analyst_copy={by[ANALYST_COPY].seconds:.1f}s "
         f"waterfall={waterfall:.1f}s baseline={baseline:.1f}s "
         f"waterfall/baseline={waterfall / max(baseline, 1e-9):.1f}x baseline_19_columns={baseline_wide:.1f}s "
         f"waterfall/baseline_19_columns={waterfall / max(baseline_wide, 1e-9):.1f}x "
