@@ -55,6 +55,7 @@ from revrec_pipelines.lib import (
     importer,
     snapshot,
     sources,
+    sql,
     warehouse,
 )
 from revrec_pipelines.lib.periods import next_period
@@ -114,10 +115,9 @@ BASELINE_WIDE = "baseline generate_series + window, 19 columns"
 METADATA = "asset metadata (UI, after the compute; not in the total)"
 ANALYST_COPY = "analysts' copy (after the compute; not in the total)"
 CHECKS = "asset checks (after the compute; not in the total)"
-# the SQL checks the Dagster asset checks run over every period after a computation (defs/revrec/checks.py;
-# closed_periods_unchanged has nothing to compare before the first close, which comes after this stage)
-CHECKED = ("allocation_sums", "rollforward_identity", "revenue_equals_allocation", "journals_balanced",
-           "unmapped_accounts")
+# the SQL checks (sql/checks/, each a Dagster asset check, defs/revrec/checks.py) as a computation run runs them,
+# over every period; closed_periods_unchanged has nothing to compare before the first close, after this stage
+CHECKED = tuple(sorted(p.stem for p in (sql.SQL_ROOT / "checks").glob("*.sql") if p.stem != "closed_periods_unchanged"))
 HISTORY = "history: more periods closed (not in the total)"
 AFTER_CLOSE = "the next close + the continuous export after it"
 
@@ -263,11 +263,10 @@ def _checks_stage(con: duckdb.DuckDBPyConnection) -> Stage:
 
 def _analyst_copy_stage(con: duckdb.DuckDBPyConnection, tmp: Path) -> Stage:
     # what the analyst_warehouse asset does after every computation
+    rows = sum(snapshot.table_rows(con, con.execute("SELECT current_database()").fetchall()[0][0]).values())
     clock = _Clock(ANALYST_COPY)
     snapshot.write_snapshot(con, snapshot.snapshot_path(tmp / "w.duckdb"))
-    stage = clock.stop(0)
-    rows = sum(snapshot.table_rows(con, con.execute("SELECT current_database()").fetchall()[0][0]).values())
-    return Stage(stage.name, stage.seconds, rows, stage.peak_rss_mb, stage.parts)  # rows: every table's, copied
+    return clock.stop(rows)  # rows: every table's, copied
 
 
 def _close_stage(con: duckdb.DuckDBPyConnection, out: Path) -> Stage:
